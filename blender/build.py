@@ -1,0 +1,274 @@
+"""Turn a SceneSpec into Blender objects (bpy). Geometry only; rendering lives in render.py."""
+from __future__ import annotations
+
+import math
+
+import bmesh
+import bpy
+from mathutils import Euler, Matrix, Vector
+
+from blender.spec import CameraSpec, ObjectSpec, SceneSpec
+
+BLACK = (0.02, 0.02, 0.02)
+STEEL = (0.45, 0.45, 0.47)
+
+
+def clear_scene() -> None:
+    """Remove every object and data block from the previous frame so memory stays flat."""
+    for coll in (bpy.data.objects, bpy.data.meshes, bpy.data.materials, bpy.data.lights,
+                 bpy.data.cameras, bpy.data.worlds, bpy.data.node_groups):
+        for block in list(coll):
+            coll.remove(block)
+    bpy.data.orphans_purge(do_recursive=True)
+
+
+def material(name: str, color, roughness: float = 0.6, metallic: float = 0.0,
+             noise_scale: float | None = None) -> bpy.types.Material:
+    """Principled BSDF material; with `noise_scale`, colour varies with procedural noise (worn look)."""
+    mat = bpy.data.materials.new(name)
+    mat.use_nodes = True
+    nodes, links = mat.node_tree.nodes, mat.node_tree.links
+    bsdf = nodes.get("Principled BSDF")
+    bsdf.inputs["Base Color"].default_value = (*color, 1.0)
+    bsdf.inputs["Roughness"].default_value = roughness
+    bsdf.inputs["Metallic"].default_value = metallic
+    if noise_scale:
+        noise = nodes.new("ShaderNodeTexNoise")
+        noise.inputs["Scale"].default_value = noise_scale
+        ramp = nodes.new("ShaderNodeValToRGB")
+        ramp.color_ramp.elements[0].color = (*[c * 0.7 for c in color], 1.0)
+        ramp.color_ramp.elements[1].color = (*[min(1.0, c * 1.25) for c in color], 1.0)
+        links.new(noise.outputs["Fac"], ramp.inputs["Fac"])
+        links.new(ramp.outputs["Color"], bsdf.inputs["Base Color"])
+    return mat
+
+
+class MeshBuilder:
+    """Accumulates primitive parts (each with a material slot) into one bmesh."""
+
+    def __init__(self) -> None:
+        self.bm = bmesh.new()
+        self.materials: list[bpy.types.Material] = []
+
+    def _slot(self, mat: bpy.types.Material) -> int:
+        if mat not in self.materials:
+            self.materials.append(mat)
+        return self.materials.index(mat)
+
+    def _tag(self, verts, mat) -> None:
+        idx = self._slot(mat)
+        for face in {f for v in verts for f in v.link_faces}:
+            face.material_index = idx
+
+    def box(self, center, size, mat, rot=(0, 0, 0), pre: Matrix | None = None) -> None:
+        m = Matrix.LocRotScale(Vector(center), Euler(rot), Vector(size))
+        out = bmesh.ops.create_cube(self.bm, size=1.0, matrix=(pre or Matrix()) @ m)
+        self._tag(out["verts"], mat)
+
+    def cylinder(self, center, radius, depth, mat, rot=(0, 0, 0), radius_top=None,
+                 pre: Matrix | None = None, segments: int = 16) -> None:
+        m = Matrix.LocRotScale(Vector(center), Euler(rot), None)
+        out = bmesh.ops.create_cone(self.bm, cap_ends=True, segments=segments, radius1=radius,
+                                    radius2=radius if radius_top is None else radius_top,
+                                    depth=depth, matrix=(pre or Matrix()) @ m)
+        self._tag(out["verts"], mat)
+
+    def sphere(self, center, radius, mat, pre: Matrix | None = None) -> None:
+        m = Matrix.Translation(Vector(center))
+        out = bmesh.ops.create_uvsphere(self.bm, u_segments=16, v_segments=10, radius=radius,
+                                        matrix=(pre or Matrix()) @ m)
+        self._tag(out["verts"], mat)
+
+    def limb(self, top, length, radius, angle_x, mat, pre: Matrix | None = None) -> None:
+        """Cylinder hanging from `top`, swung by `angle_x` about the x axis."""
+        rot = Matrix.Rotation(angle_x, 4, "X")
+        center = Vector(top) + (rot @ Vector((0, 0, -length / 2)))
+        self.cylinder(tuple(center), radius, length, mat, rot=(angle_x, 0, 0), pre=pre)
+
+    def to_object(self, spec: ObjectSpec) -> bpy.types.Object:
+        mesh = bpy.data.meshes.new(spec.name)
+        self.bm.to_mesh(mesh)
+        self.bm.free()
+        for mat in self.materials:
+            mesh.materials.append(mat)
+        obj = bpy.data.objects.new(spec.name, mesh)
+        obj.location = spec.location
+        obj.rotation_euler = (0.0, 0.0, spec.yaw_rad)
+        obj.pass_index = spec.instance_id
+        bpy.context.scene.collection.objects.link(obj)
+        return obj
+
+
+def build_pedestrian(spec: ObjectSpec) -> bpy.types.Object:
+    """Parametric humanoid facing +y: legs, torso, arms, head, optional vest and helmet."""
+    p = spec.params
+    h, g = p["height_m"], p["girth"]
+    mb = MeshBuilder()
+    skin = material(f"{spec.name}_skin", p["skin"], 0.5)
+    shirt = material(f"{spec.name}_shirt", p["shirt"], 0.8)
+    trousers = material(f"{spec.name}_trousers", p["trousers"], 0.8)
+    hip_z, leg_len = 0.5 * h, 0.49 * h
+    hip_dx = 0.08 * g * h / 1.75
+    swing = p["leg_swing_rad"]
+    for side, sign in ((-1, 1), (1, -1)):
+        mb.limb((side * hip_dx, 0, hip_z + 0.02), leg_len, 0.065 * g, sign * swing, trousers)
+        foot_y = 0.06 + math.sin(sign * swing) * -leg_len
+        foot_z = hip_z + 0.02 - math.cos(swing) * leg_len
+        mb.box((side * hip_dx, foot_y, max(0.04, foot_z)), (0.1, 0.24, 0.08), material(f"{spec.name}_shoe{side}", BLACK, 0.7))
+    # Upper body pivots about the hip for bending poses.
+    pivot = Vector((0, 0, hip_z))
+    upper = Matrix.Translation(pivot) @ Matrix.Rotation(-p["torso_pitch_rad"], 4, "X") @ Matrix.Translation(-pivot)
+    torso_h, torso_w, torso_d = 0.3 * h, 0.36 * g * h / 1.75, 0.22 * g
+    mb.box((0, 0, hip_z + torso_h / 2), (torso_w, torso_d, torso_h), shirt, pre=upper)
+    if p["hivis"]:
+        vest = material(f"{spec.name}_vest", p["hivis"], 0.6)
+        mb.box((0, 0, hip_z + torso_h * 0.55), (torso_w * 1.06, torso_d * 1.12, torso_h * 0.7), vest, pre=upper)
+    neck_z = hip_z + torso_h
+    head_r = 0.062 * h
+    mb.cylinder((0, 0, neck_z + 0.04), 0.05, 0.08, skin, pre=upper)
+    mb.sphere((0, 0, neck_z + 0.06 + head_r), head_r, skin, pre=upper)
+    if p["helmet"]:
+        helmet = material(f"{spec.name}_helmet", p["helmet"], 0.35)
+        mb.sphere((0, 0, neck_z + 0.09 + head_r), head_r * 1.08, helmet, pre=upper)
+    arm_len, arm_r = 0.4 * h, 0.042 * g
+    carrying = p["pose"] == "carrying"
+    for side, sign in ((-1, -1), (1, 1)):
+        angle = -1.1 if carrying else sign * p["arm_swing_rad"]
+        mb.limb((side * (torso_w / 2 + arm_r), 0, neck_z - 0.04), arm_len, arm_r, angle, shirt, pre=upper)
+    if carrying:
+        mb.box((0, 0.45, neck_z - 0.3), (0.4, 0.3, 0.3), material(f"{spec.name}_carry", (0.55, 0.4, 0.25), 0.8), pre=upper)
+    return mb.to_object(spec)
+
+
+def build_pallet_jack(spec: ObjectSpec) -> bpy.types.Object:
+    """Hand pallet truck facing +y: two forks, chassis, pump, steer wheels, tiller with handle."""
+    p = spec.params
+    mb = MeshBuilder()
+    wear = p["wear"]
+    paint_rgb = tuple(c * (1 - 0.4 * wear) + 0.3 * 0.4 * wear for c in p["color"])
+    paint = material(f"{spec.name}_paint", paint_rgb, 0.35 + 0.5 * wear, noise_scale=25.0 if wear > 0.3 else None)
+    rubber = material(f"{spec.name}_rubber", BLACK, 0.8)
+    steel = material(f"{spec.name}_steel", STEEL, 0.3, metallic=1.0)
+    fl, spread = p["fork_length_m"], p["fork_spread_m"]
+    fork_w = 0.16
+    for side in (-1, 1):
+        x = side * (spread / 2 - fork_w / 2)
+        mb.box((x, -fl / 2, 0.075), (fork_w, fl, 0.06), paint)
+        mb.cylinder((x, -fl + 0.08, 0.04), 0.04, 0.07, rubber, rot=(0, math.pi / 2, 0))
+    mb.box((0, 0.12, 0.12), (spread, 0.24, 0.16), paint)
+    mb.cylinder((0, 0.18, 0.38), 0.07, 0.36, paint)
+    mb.cylinder((0, 0.18, 0.6), 0.05, 0.08, steel)
+    for side in (-1, 1):
+        mb.cylinder((side * 0.07, 0.22, 0.1), 0.1, 0.06, rubber, rot=(0, math.pi / 2, 0))
+    tilt = p["tiller_angle_rad"]
+    pivot = Vector((0, 0.18, 0.62))
+    rot = Matrix.Rotation(tilt, 4, "X")
+    tiller_len = 1.05
+    mb.cylinder(tuple(pivot + rot @ Vector((0, 0, tiller_len / 2))), 0.022, tiller_len, paint, rot=(tilt, 0, 0))
+    grip_center = pivot + rot @ Vector((0, 0, tiller_len + 0.04))
+    mb.box(tuple(grip_center), (0.32, 0.05, 0.1), rubber, rot=(tilt, 0, 0))
+    if p["load"]:
+        mb.box((0, -fl / 2 - 0.05, 0.105 + 0.35), (spread + 0.1, fl * 0.9, 0.7),
+               material(f"{spec.name}_load", p["load_color"], 0.85))
+    return mb.to_object(spec)
+
+
+def build_distractor(spec: ObjectSpec) -> bpy.types.Object:
+    """Context objects and occluders: box, cone, barrel, pallet stack, racking."""
+    p = spec.params
+    mb = MeshBuilder()
+    mat = material(f"{spec.name}_mat", p["color"], 0.7)
+    if spec.kind == "box":
+        sx, sy, sz = p["size_m"]
+        mb.box((0, 0, sz / 2), (sx, sy, sz), mat)
+    elif spec.kind == "cone":
+        h = p["height_m"]
+        mb.box((0, 0, 0.015), (0.36, 0.36, 0.03), material(f"{spec.name}_base", BLACK, 0.8))
+        mb.cylinder((0, 0, h / 2), 0.15, h, mat, radius_top=0.02)
+    elif spec.kind == "barrel":
+        mb.cylinder((0, 0, 0.45), 0.29, 0.9, mat, segments=24)
+    elif spec.kind == "pallet":
+        for level in range(p["stack"]):
+            z0 = level * 0.144
+            for x in (-0.5, 0.0, 0.5):
+                mb.box((x, 0, z0 + 0.05), (0.1, 1.2, 0.1), mat)
+            for y in (-0.5, -0.25, 0.0, 0.25, 0.5):
+                mb.box((0, y, z0 + 0.122), (1.2, 0.1, 0.022), mat)
+    elif spec.kind == "rack":
+        w, levels = p["width_m"], p["levels"]
+        height = 1.3 * levels + 0.3
+        for x in (-w / 2, w / 2):
+            for y in (-0.5, 0.5):
+                mb.box((x, y, height / 2), (0.08, 0.08, height), mat)
+        beam = material(f"{spec.name}_beam", (0.9, 0.45, 0.0), 0.5)
+        cargo = material(f"{spec.name}_cargo", (0.55, 0.4, 0.25), 0.85)
+        for level in range(levels):
+            z = 0.15 + 1.3 * level
+            mb.box((0, 0, z), (w, 1.0, 0.1), beam)
+            mb.box((0, 0, z + 0.4), (w * 0.8, 0.85, 0.7), cargo)
+    else:
+        raise ValueError(f"unknown object kind {spec.kind!r}")
+    return mb.to_object(spec)
+
+
+BUILDERS = {"pedestrian": build_pedestrian, "pallet_jack": build_pallet_jack}
+
+
+def build_environment(spec: SceneSpec) -> None:
+    """Floor with worn-concrete noise, four walls with a floor marking line, world light."""
+    scene = bpy.context.scene
+    world = bpy.data.worlds.new("world")
+    world.use_nodes = True
+    world.node_tree.nodes["Background"].inputs["Color"].default_value = (0.6, 0.62, 0.65, 1.0)
+    world.node_tree.nodes["Background"].inputs["Strength"].default_value = 0.35
+    scene.world = world
+    floor_spec = ObjectSpec("floor", "floor", None, 0, (0, 0, 0), 0.0)
+    mb = MeshBuilder()
+    mb.box((0, 0, -0.05), (30, 30, 0.1), material("floor", spec.floor_color, spec.floor_roughness, noise_scale=6.0))
+    marking = material("marking", (0.95, 0.75, 0.05), 0.5)
+    for y in (-3.0, 3.0):
+        mb.box((0, y, 0.001), (24, 0.1, 0.002), marking)
+    wall = material("wall", spec.wall_color, 0.9)
+    for x, y, sx, sy in ((15, 0, 0.2, 30), (-15, 0, 0.2, 30), (0, 15, 30, 0.2), (0, -15, 30, 0.2)):
+        mb.box((x, y, 4), (sx, sy, 8), wall)
+    mb.to_object(floor_spec)
+
+
+def build_camera(cam: CameraSpec) -> bpy.types.Object:
+    """Camera at `location` aimed at `look_at` (Blender cameras look down their local -Z)."""
+    data = bpy.data.cameras.new("camera")
+    data.lens = cam.focal_mm
+    data.sensor_width = cam.sensor_width_mm
+    data.sensor_fit = "HORIZONTAL"
+    obj = bpy.data.objects.new("camera", data)
+    obj.location = cam.location
+    direction = Vector(cam.look_at) - Vector(cam.location)
+    obj.rotation_euler = direction.to_track_quat("-Z", "Y").to_euler()
+    bpy.context.scene.collection.objects.link(obj)
+    bpy.context.scene.camera = obj
+    return obj
+
+
+def build_lights(spec: SceneSpec) -> None:
+    for i, ls in enumerate(spec.lights):
+        data = bpy.data.lights.new(f"light_{i}", ls.kind)
+        data.color = ls.color
+        data.energy = ls.strength
+        if ls.kind == "AREA":
+            data.size = ls.size_m
+        obj = bpy.data.objects.new(f"light_{i}", data)
+        obj.location = ls.location
+        obj.rotation_euler = ls.rotation_euler
+        bpy.context.scene.collection.objects.link(obj)
+
+
+def build_scene(spec: SceneSpec) -> bpy.types.Object:
+    """Clear the scene and build `spec`; return the camera object."""
+    clear_scene()
+    build_environment(spec)
+    for obj in spec.objects:
+        BUILDERS.get(obj.kind, build_distractor)(obj)
+    build_lights(spec)
+    cam = build_camera(spec.camera)
+    bpy.context.view_layer.update()
+    return cam

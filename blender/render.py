@@ -1,0 +1,194 @@
+"""Render one shard of the synthetic dataset with Cycles (one Blender session per shard).
+
+Usage: python -m blender.render --render-json '{...}' --seed 0 --shard 0 --out results/x/render/shard_000
+
+Each frame writes rgb/<frame>.png, ids/<frame>.png (uint16 instance ids) and
+meta/<frame>.json, each atomically; meta is written last, so a frame whose meta
+exists is complete. A rerun after a crash renders only missing frames, and
+since every frame draws from its own RNG ([seed, shard, frame]) the result is
+the same as an uninterrupted run. manifest.json is written when the shard is done.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import math
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from blender.labels import instance_map_from_exr
+from blender.spec import SceneSpec, sample_scene
+from pipeline.io import atomic_path, provenance, write_json
+
+log = logging.getLogger("blender.render")
+
+
+def _import_bpy():
+    try:
+        import bpy  # noqa: F401
+    except ImportError as exc:
+        raise SystemExit(
+            "blender.render needs the Blender Python module: pip install bpy==5.0.1 "
+            f"(Python 3.11, numpy<2); import failed: {exc}") from exc
+    return bpy
+
+
+def configure_render(bpy, cfg: dict[str, Any]) -> None:
+    """Cycles settings from the `render` config section, plus the passes the labels need."""
+    scene = bpy.context.scene
+    scene.render.engine = "CYCLES"
+    width, height = cfg["resolution_px"]
+    scene.render.resolution_x, scene.render.resolution_y = width, height
+    scene.render.resolution_percentage = 100
+    cycles = scene.cycles
+    cycles.samples = cfg["samples"]
+    cycles.use_denoising = cfg["denoise"]
+    cycles.max_bounces = cfg["max_bounces"]
+    cycles.device = "CPU"
+    if cfg["device"] == "GPU":
+        prefs = bpy.context.preferences.addons["cycles"].preferences
+        for backend in ("OPTIX", "CUDA", "HIP", "METAL", "ONEAPI"):
+            try:
+                prefs.compute_device_type = backend
+                prefs.get_devices()
+                if any(d.type != "CPU" for d in prefs.devices):
+                    for d in prefs.devices:
+                        d.use = True
+                    cycles.device = "GPU"
+                    break
+            except TypeError:
+                continue
+        else:
+            log.warning("render.device=GPU but no GPU backend found: falling back to CPU")
+    if cfg["threads"]:
+        scene.render.threads_mode = "FIXED"
+        scene.render.threads = cfg["threads"]
+    scene.render.use_persistent_data = True
+    layer = scene.view_layers[0]
+    layer.use_pass_object_index = True
+    layer.use_pass_cryptomatte_object = True
+    layer.pass_cryptomatte_depth = 4
+    img = scene.render.image_settings
+    img.media_type = "MULTI_LAYER_IMAGE"
+    img.color_depth = "32"  # cryptomatte ids are float32 bit patterns: half floats would corrupt them
+    img.exr_codec = "ZIP"
+
+
+def camera_matrices(cam, width: int, height: int) -> dict[str, Any]:
+    """Pinhole intrinsics K and OpenCV-convention world->camera extrinsics."""
+    data = cam.data
+    fx = data.lens / data.sensor_width * width
+    K = [[fx, 0.0, width / 2.0], [0.0, fx, height / 2.0], [0.0, 0.0, 1.0]]
+    world_to_blender_cam = np.array(cam.matrix_world.inverted())
+    flip = np.diag([1.0, -1.0, -1.0, 1.0])  # Blender camera looks down -Z with +Y up; OpenCV: +Z, +Y down
+    w2c = flip @ world_to_blender_cam
+    return {"K": np.round(K, 6).tolist(), "world_to_camera": np.round(w2c, 6).tolist(),
+            "focal_mm": round(data.lens, 4), "sensor_width_mm": data.sensor_width}
+
+
+def render_frame(bpy, spec: SceneSpec, shard_dir: Path, seed_key: list[int]) -> dict[str, Any]:
+    """Build, render and label one frame; returns its metadata (also written to meta/)."""
+    import cv2
+
+    from blender.build import build_scene
+
+    cam = build_scene(spec)
+    scene = bpy.context.scene
+    scene.cycles.seed = int(np.random.default_rng(seed_key).integers(2**31 - 1))
+    frame = spec.frame
+    exr_tmp = shard_dir / "tmp" / f"{frame}.exr"
+    exr_tmp.parent.mkdir(parents=True, exist_ok=True)
+    scene.render.filepath = str(exr_tmp)
+    t0 = time.perf_counter()
+    bpy.ops.render.render(write_still=True)
+    render_s = time.perf_counter() - t0
+
+    img = scene.render.image_settings
+    with atomic_path(shard_dir / "rgb" / f"{frame}.png") as tmp:
+        img.media_type = "IMAGE"
+        img.file_format = "PNG"
+        img.color_mode = "RGB"
+        img.color_depth = "8"
+        bpy.data.images["Render Result"].save_render(str(tmp), scene=scene)
+        img.media_type = "MULTI_LAYER_IMAGE"
+        img.color_depth = "32"
+
+    instances = [o for o in spec.objects if o.instance_id > 0]
+    ids, coverage = instance_map_from_exr(exr_tmp, {o.name: o.instance_id for o in instances})
+    exr_tmp.unlink()
+    with atomic_path(shard_dir / "ids" / f"{frame}.png") as tmp:
+        if not cv2.imwrite(str(tmp), ids):
+            raise OSError(f"{tmp}: could not write instance map")
+    width, height = spec.resolution_px
+    meta = {
+        "frame": frame,
+        "file_name": f"rgb/{frame}.png",
+        "ids_file": f"ids/{frame}.png",
+        "width": width,
+        "height": height,
+        "seed_key": seed_key,
+        "camera": camera_matrices(cam, width, height),
+        "instances": [{"id": o.instance_id, "name": o.name, "category": o.category,
+                       "visible_pixels": int((ids == o.instance_id).sum()),
+                       "coverage": round(coverage[o.instance_id], 3)} for o in instances],
+        "scene": spec.to_dict(),
+    }
+    write_json(shard_dir / "meta" / f"{frame}.json", meta)
+    meta["_render_s"] = render_s
+    return meta
+
+
+def render_shard(render_cfg: dict[str, Any], seed: int, shard: int, out: Path) -> dict[str, Any]:
+    """Render every missing frame of `shard` into `out`; write manifest.json at the end."""
+    from tqdm import tqdm
+
+    bpy = _import_bpy()
+    bpy.ops.wm.read_factory_settings(use_empty=True)
+    configure_render(bpy, render_cfg)
+    out.mkdir(parents=True, exist_ok=True)
+    n = render_cfg["images_per_shard"]
+    frames = [f"s{shard:03d}_{i:05d}" for i in range(n)]
+    timings = {"render_s": 0.0, "frames_rendered": 0}
+    t_start = time.perf_counter()
+    for i, frame in enumerate(tqdm(frames, desc=f"render shard {shard}", unit="img", file=sys.stderr)):
+        if (out / "meta" / f"{frame}.json").exists():
+            continue  # finished in an earlier, interrupted run
+        seed_key = [seed, shard, i]
+        spec = sample_scene(np.random.default_rng(seed_key), render_cfg, frame)
+        meta = render_frame(bpy, spec, out, seed_key)
+        timings["render_s"] += meta["_render_s"]
+        timings["frames_rendered"] += 1
+    timings["wall_s"] = time.perf_counter() - t_start
+    manifest = {"shard": shard, "seed": seed, "frames": frames,
+                "render": render_cfg, "provenance": provenance({"render": render_cfg, "seed": seed})}
+    manifest["provenance"].pop("platform")
+    write_json(out / "manifest.json", manifest)
+    if (out / "tmp").exists():
+        for f in (out / "tmp").iterdir():
+            f.unlink()
+        (out / "tmp").rmdir()
+    log.info("shard %d: rendered %d frames in %.1f s (%.1f s in Cycles)", shard,
+             timings["frames_rendered"], timings["wall_s"], timings["render_s"])
+    return timings
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m blender.render", description=__doc__.splitlines()[0])
+    ap.add_argument("--render-json", required=True, help="the `render` config section as JSON")
+    ap.add_argument("--seed", type=int, required=True)
+    ap.add_argument("--shard", type=int, required=True)
+    ap.add_argument("--out", type=Path, required=True, help="shard folder")
+    args = ap.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    cfg = json.loads(args.render_json)
+    render_shard(cfg, args.seed, args.shard, args.out)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

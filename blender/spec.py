@@ -1,0 +1,234 @@
+"""Pure-Python scene description: what a warehouse image contains, drawn from a seeded RNG.
+
+No bpy here: a SceneSpec is plain data, saved as JSON next to every image so
+any frame can be rebuilt exactly, and testable in milliseconds.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+
+# Category names used by the procedural generators; config `classes` must contain them.
+PEDESTRIAN = "pedestrian"
+PALLET_JACK = "pallet_jack"
+
+# Footprint radius (m) per kind, used to place objects without interpenetration.
+FOOTPRINT_M = {
+    "pedestrian": 0.45,
+    "pallet_jack": 0.95,
+    "box": 0.45,
+    "cone": 0.25,
+    "barrel": 0.35,
+    "pallet": 0.75,
+    "rack": 1.6,
+}
+DISTRACTOR_KINDS = ("box", "cone", "barrel", "pallet", "rack")
+
+CLOTHES = [(0.1, 0.15, 0.35), (0.25, 0.25, 0.25), (0.5, 0.1, 0.1), (0.15, 0.3, 0.15),
+           (0.6, 0.55, 0.45), (0.05, 0.05, 0.05), (0.35, 0.25, 0.15)]
+SKIN = [(0.93, 0.76, 0.62), (0.78, 0.57, 0.42), (0.55, 0.37, 0.25), (0.36, 0.23, 0.15)]
+HIVIS = [(0.9, 1.0, 0.0), (1.0, 0.45, 0.0)]
+JACK_PAINT = {"red": (0.7, 0.05, 0.03), "yellow": (0.95, 0.7, 0.02),
+              "blue": (0.05, 0.15, 0.6), "orange": (0.95, 0.35, 0.02)}
+
+
+@dataclass
+class ObjectSpec:
+    """One object: a labelled instance (instance_id > 0) or context/distractor (0)."""
+
+    name: str
+    kind: str
+    category: str | None
+    instance_id: int
+    location: tuple[float, float, float]
+    yaw_rad: float
+    params: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class CameraSpec:
+    location: tuple[float, float, float]
+    look_at: tuple[float, float, float]
+    focal_mm: float
+    sensor_width_mm: float = 36.0
+
+
+@dataclass
+class LightSpec:
+    kind: str  # SUN or AREA
+    location: tuple[float, float, float]
+    rotation_euler: tuple[float, float, float]
+    strength: float
+    color: tuple[float, float, float]
+    size_m: float = 1.0
+
+
+@dataclass
+class SceneSpec:
+    frame: str
+    resolution_px: tuple[int, int]
+    floor_color: tuple[float, float, float]
+    floor_roughness: float
+    wall_color: tuple[float, float, float]
+    camera: CameraSpec
+    lights: list[LightSpec]
+    objects: list[ObjectSpec]
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready dict (tuples become lists)."""
+        return asdict(self)
+
+
+def _u(rng: np.random.Generator, lo_hi) -> float:
+    lo, hi = lo_hi
+    return float(rng.uniform(lo, hi))
+
+
+def _pick(rng: np.random.Generator, seq):
+    return seq[int(rng.integers(len(seq)))]
+
+
+def _rgb(c) -> tuple[float, float, float]:
+    return tuple(round(float(v), 4) for v in c)
+
+
+def kelvin_to_rgb(kelvin: float) -> tuple[float, float, float]:
+    """Approximate blackbody colour (Tanner Helland's fit), normalised to max 1."""
+    t = kelvin / 100.0
+    r = 255.0 if t <= 66 else 329.7 * (t - 60) ** -0.1332
+    g = 99.47 * math.log(t) - 161.1 if t <= 66 else 288.1 * (t - 60) ** -0.0755
+    b = 255.0 if t >= 66 else (0.0 if t <= 19 else 138.5 * math.log(t - 10) - 305.0)
+    rgb = np.clip([r, g, b], 0, 255) / 255.0
+    return _rgb(rgb / rgb.max())
+
+
+def pedestrian_params(rng: np.random.Generator) -> dict[str, Any]:
+    """Body proportions, clothing and pose of a parametric humanoid."""
+    height = float(rng.uniform(1.55, 1.95))
+    pose = _pick(rng, ["standing", "walking", "bending", "carrying"])
+    swing = {"standing": 0.05, "walking": 0.45, "bending": 0.1, "carrying": 0.25}[pose]
+    return {
+        "height_m": round(height, 3),
+        "girth": round(float(rng.uniform(0.85, 1.2)), 3),
+        "pose": pose,
+        "leg_swing_rad": round(float(rng.uniform(0.3, 1.0) * swing), 3),
+        "arm_swing_rad": round(float(rng.uniform(0.3, 1.0) * swing), 3),
+        "torso_pitch_rad": round(float(rng.uniform(0.5, 0.9)) if pose == "bending" else 0.0, 3),
+        "skin": _rgb(_pick(rng, SKIN)),
+        "shirt": _rgb(_pick(rng, CLOTHES)),
+        "trousers": _rgb(_pick(rng, CLOTHES)),
+        "hivis": _rgb(_pick(rng, HIVIS)) if rng.random() < 0.6 else None,
+        "helmet": _rgb(_pick(rng, [(1, 1, 1), (0.95, 0.8, 0.0), (0.9, 0.3, 0.0), (0.1, 0.2, 0.7)]))
+        if rng.random() < 0.5 else None,
+    }
+
+
+def pallet_jack_params(rng: np.random.Generator) -> dict[str, Any]:
+    """Dimensions, paint, tiller angle and optional load of a hand pallet truck."""
+    paint = _pick(rng, sorted(JACK_PAINT))
+    return {
+        "fork_length_m": round(float(rng.uniform(1.0, 1.25)), 3),
+        "fork_spread_m": round(float(rng.uniform(0.52, 0.68)), 3),
+        "paint": paint,
+        "color": _rgb(JACK_PAINT[paint]),
+        "wear": round(float(rng.uniform(0.0, 0.6)), 3),
+        "tiller_angle_rad": round(float(rng.uniform(-0.2, 1.1)), 3),
+        "load": bool(rng.random() < 0.35),
+        "load_color": _rgb(_pick(rng, [(0.55, 0.4, 0.25), (0.7, 0.6, 0.45), (0.3, 0.3, 0.32)])),
+    }
+
+
+def distractor_params(rng: np.random.Generator, kind: str) -> dict[str, Any]:
+    """Size and colour of a context object (box, cone, barrel, pallet, rack)."""
+    if kind == "box":
+        return {"size_m": [round(_u(rng, (0.3, 0.8)), 3), round(_u(rng, (0.3, 0.8)), 3),
+                           round(_u(rng, (0.25, 0.7)), 3)],
+                "color": _rgb(_pick(rng, [(0.55, 0.4, 0.25), (0.7, 0.6, 0.45), (0.4, 0.3, 0.2)]))}
+    if kind == "cone":
+        return {"height_m": round(_u(rng, (0.45, 0.75)), 3), "color": (1.0, 0.3, 0.0)}
+    if kind == "barrel":
+        return {"height_m": 0.9, "color": _rgb(_pick(rng, [(0.1, 0.2, 0.6), (0.05, 0.4, 0.1), (0.6, 0.1, 0.1)]))}
+    if kind == "pallet":
+        return {"stack": int(rng.integers(1, 4)), "color": (0.55, 0.42, 0.28)}
+    if kind == "rack":
+        return {"levels": int(rng.integers(2, 4)), "width_m": round(_u(rng, (2.0, 2.8)), 3),
+                "color": _rgb(_pick(rng, [(0.05, 0.2, 0.6), (0.9, 0.4, 0.0)]))}
+    raise ValueError(f"unknown distractor kind {kind!r}")
+
+
+def _place(rng: np.random.Generator, radius: float, placed: list[tuple[float, float, float]],
+           area_m: float, tries: int = 60) -> tuple[float, float] | None:
+    """Rejection-sample a floor position whose footprint disc overlaps no placed disc."""
+    for _ in range(tries):
+        x, y = rng.uniform(-area_m, area_m, size=2)
+        if all(math.hypot(x - px, y - py) >= radius + pr for px, py, pr in placed):
+            return float(x), float(y)
+    return None
+
+
+def sample_scene(rng: np.random.Generator, render_cfg: dict[str, Any], frame: str) -> SceneSpec:
+    """Draw one warehouse scene from `rng` following the `render` config section."""
+    width, height = render_cfg["resolution_px"]
+    area = 4.5
+    placed: list[tuple[float, float, float]] = []
+    objects: list[ObjectSpec] = []
+
+    counts = [(PEDESTRIAN, int(rng.integers(render_cfg["pedestrians_per_image"][0],
+                                            render_cfg["pedestrians_per_image"][1] + 1))),
+              (PALLET_JACK, int(rng.integers(render_cfg["pallet_jacks_per_image"][0],
+                                             render_cfg["pallet_jacks_per_image"][1] + 1)))]
+    n_distract = int(rng.integers(render_cfg["distractors_per_image"][0],
+                                  render_cfg["distractors_per_image"][1] + 1))
+    next_id = 1
+    for category, n in counts:
+        for _ in range(n):
+            pos = _place(rng, FOOTPRINT_M[category], placed, area)
+            if pos is None:
+                continue
+            placed.append((*pos, FOOTPRINT_M[category]))
+            params = pedestrian_params(rng) if category == PEDESTRIAN else pallet_jack_params(rng)
+            objects.append(ObjectSpec(f"inst_{next_id:03d}", category, category, next_id,
+                                      (round(pos[0], 4), round(pos[1], 4), 0.0),
+                                      round(float(rng.uniform(-math.pi, math.pi)), 4), params))
+            next_id += 1
+    for k in range(n_distract):
+        kind = _pick(rng, DISTRACTOR_KINDS)
+        pos = _place(rng, FOOTPRINT_M[kind], placed, area + 1.5)
+        if pos is None:
+            continue
+        placed.append((*pos, FOOTPRINT_M[kind]))
+        objects.append(ObjectSpec(f"ctx_{k:03d}_{kind}", kind, None, 0,
+                                  (round(pos[0], 4), round(pos[1], 4), 0.0),
+                                  round(float(rng.uniform(-math.pi, math.pi)), 4),
+                                  distractor_params(rng, kind)))
+
+    azimuth = float(rng.uniform(-math.pi, math.pi))
+    dist = _u(rng, render_cfg["camera_distance_m"])
+    cam_h = _u(rng, render_cfg["camera_height_m"])
+    camera = CameraSpec(
+        location=(round(dist * math.cos(azimuth), 4), round(dist * math.sin(azimuth), 4), round(cam_h, 4)),
+        look_at=(round(float(rng.uniform(-1, 1)), 4), round(float(rng.uniform(-1, 1)), 4),
+                 round(float(rng.uniform(0.3, 1.0)), 4)),
+        focal_mm=round(_u(rng, render_cfg["focal_mm"]), 3))
+
+    sun_k = float(rng.uniform(4500, 7000))
+    lights = [LightSpec("SUN", (0.0, 0.0, 10.0),
+                        (round(float(rng.uniform(0.1, 0.8)), 4), 0.0, round(float(rng.uniform(0, 2 * math.pi)), 4)),
+                        round(_u(rng, render_cfg["sun_strength"]), 3), kelvin_to_rgb(sun_k))]
+    for _ in range(int(rng.integers(1, 4))):
+        lights.append(LightSpec("AREA", (round(float(rng.uniform(-6, 6)), 3), round(float(rng.uniform(-6, 6)), 3),
+                                         round(float(rng.uniform(5, 8)), 3)), (0.0, 0.0, 0.0),
+                                round(_u(rng, render_cfg["area_light_w"]), 1),
+                                kelvin_to_rgb(float(rng.uniform(3000, 6500))), size_m=2.0))
+    grey = float(rng.uniform(0.25, 0.6))
+    tint = rng.uniform(-0.05, 0.05, size=3)
+    return SceneSpec(
+        frame=frame,
+        resolution_px=(int(width), int(height)),
+        floor_color=_rgb(np.clip(grey + tint, 0, 1)),
+        floor_roughness=round(float(rng.uniform(0.3, 0.9)), 3),
+        wall_color=_rgb(_pick(rng, [(0.7, 0.7, 0.68), (0.55, 0.6, 0.65), (0.8, 0.78, 0.7)])),
+        camera=camera, lights=lights, objects=objects)

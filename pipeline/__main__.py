@@ -1,0 +1,27 @@
+"""`python -m pipeline <stage> ...`: one CLI per stage."""
+from __future__ import annotations
+
+import importlib
+import sys
+
+STAGES = {
+    "validate": "pipeline.config",
+    "annotate": "pipeline.coco",
+    "split": "pipeline.split",
+    "weights": "pipeline.weights",
+    "train": "pipeline.train",
+    "evaluate": "pipeline.evaluate",
+    "report": "pipeline.report",
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if not argv or argv[0] not in STAGES:
+        print(f"usage: python -m pipeline {{{','.join(STAGES)}}} [args]", file=sys.stderr)
+        return 2
+    return importlib.import_module(STAGES[argv[0]]).main(argv[1:]) or 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

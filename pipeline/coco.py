@@ -1,0 +1,95 @@
+"""Rendered shard (ids/*.png + meta/*.json) -> COCO instances JSON with RLE masks."""
+from __future__ import annotations
+
+import argparse
+import logging
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from pycocotools import mask as mask_utils
+
+from pipeline.io import read_json, write_json
+
+log = logging.getLogger(__name__)
+
+
+def categories(classes: list[str]) -> list[dict[str, Any]]:
+    """COCO categories: ids 1..N in config order (0 is background, never listed)."""
+    return [{"id": i + 1, "name": name, "supercategory": "warehouse"} for i, name in enumerate(classes)]
+
+
+def read_instance_map(path: Path) -> np.ndarray:
+    """Read a uint16 instance-id PNG; raise naming the file if unreadable."""
+    import cv2
+
+    ids = cv2.imread(str(path), cv2.IMREAD_UNCHANGED) if path.is_file() else None
+    if ids is None or ids.ndim != 2:
+        raise ValueError(f"{path}: missing or unreadable instance map (expected a single-channel 16-bit PNG)")
+    return ids
+
+
+def encode_mask(mask: np.ndarray) -> dict[str, Any]:
+    """Binary mask -> compressed RLE with a JSON-safe string `counts`."""
+    rle = mask_utils.encode(np.asfortranarray(mask.astype(np.uint8)))
+    rle["counts"] = rle["counts"].decode("ascii")
+    return rle
+
+
+def annotate_shard(shard_dir: Path, classes: list[str], min_visible_pixels: int,
+                   image_prefix: str = "") -> dict[str, Any]:
+    """Build the COCO dict for one shard; image file names are `image_prefix` + meta file_name."""
+    manifest = read_json(shard_dir / "manifest.json")
+    cat_ids = {c["name"]: c["id"] for c in categories(classes)}
+    images, annotations = [], []
+    dropped = 0
+    for frame in manifest["frames"]:
+        meta_path = shard_dir / "meta" / f"{frame}.json"
+        meta = read_json(meta_path)
+        ids = read_instance_map(shard_dir / meta["ids_file"])
+        if ids.shape != (meta["height"], meta["width"]):
+            raise ValueError(f"{shard_dir / meta['ids_file']}: size {ids.shape[::-1]} != meta {meta['width']}x{meta['height']}")
+        known = {inst["id"] for inst in meta["instances"]}
+        unknown = sorted(set(np.unique(ids).tolist()) - known - {0})
+        if unknown:
+            raise ValueError(f"{meta_path}: instance map holds ids {unknown} that the metadata does not list")
+        image_id = len(images) + 1
+        images.append({"id": image_id, "file_name": image_prefix + meta["file_name"],
+                       "width": meta["width"], "height": meta["height"], "frame": frame})
+        for inst in meta["instances"]:
+            if inst["category"] not in cat_ids:
+                raise ValueError(f"{meta_path}: instance {inst['id']} has category {inst['category']!r}, "
+                                 f"not in classes {classes}")
+            mask = ids == inst["id"]
+            area = int(mask.sum())
+            if area < max(1, min_visible_pixels):
+                dropped += 1
+                continue
+            rle = encode_mask(mask)
+            annotations.append({
+                "id": 0, "image_id": image_id, "category_id": cat_ids[inst["category"]],
+                "segmentation": rle, "area": float(mask_utils.area(rle)),
+                "bbox": [float(v) for v in mask_utils.toBbox(rle)], "iscrowd": 0,
+                "instance_id": inst["id"],
+            })
+    for i, ann in enumerate(annotations):
+        ann["id"] = i + 1
+    log.info("%s: %d images, %d annotations, %d instances below %d px dropped",
+             shard_dir, len(images), len(annotations), dropped, min_visible_pixels)
+    return {"info": {"description": "hangar-synth synthetic warehouse", "shard": manifest["shard"]},
+            "images": images, "annotations": annotations, "categories": categories(classes)}
+
+
+def main(argv: list[str] | None = None) -> int:
+    import json
+
+    ap = argparse.ArgumentParser(prog="python -m pipeline annotate", description="Rendered shard -> COCO JSON.")
+    ap.add_argument("shard_dir", type=Path)
+    ap.add_argument("--classes", required=True, help="JSON list of class names")
+    ap.add_argument("--min-visible-pixels", type=int, default=30)
+    ap.add_argument("--image-prefix", default="", help="prefix for file_name (path of the shard below the data root)")
+    ap.add_argument("--out", type=Path, required=True)
+    args = ap.parse_args(argv)
+    coco = annotate_shard(args.shard_dir, json.loads(args.classes), args.min_visible_pixels, args.image_prefix)
+    write_json(args.out, coco, indent=None)
+    return 0

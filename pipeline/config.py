@@ -1,0 +1,105 @@
+"""Load and validate a scenario config against configs/schema.yaml (defaults filled in)."""
+from __future__ import annotations
+
+import argparse
+import copy
+import sys
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+SCHEMA_PATH = Path(__file__).resolve().parent.parent / "configs" / "schema.yaml"
+RANGE_KEYS = ("pedestrians_per_image", "pallet_jacks_per_image", "distractors_per_image",
+              "camera_height_m", "camera_distance_m", "focal_mm", "sun_strength", "area_light_w")
+PROCEDURAL_CLASSES = ("pedestrian", "pallet_jack")
+
+
+class ConfigError(ValueError):
+    """A config value is wrong; the message names the file and key."""
+
+
+def _fill_defaults(schema: dict, node: Any) -> Any:
+    """Insert `default` values from the schema into missing keys (recursively)."""
+    if schema.get("type") == "object" and isinstance(node, dict):
+        for key, sub in schema.get("properties", {}).items():
+            if key not in node and "default" in sub:
+                node[key] = copy.deepcopy(sub["default"])
+            if key in node:
+                _fill_defaults(sub, node[key])
+    return node
+
+
+def validate(cfg: dict[str, Any], source: str = "<config>") -> dict[str, Any]:
+    """Validate `cfg` (a dict), fill defaults and return it; raise ConfigError naming the key."""
+    import jsonschema
+
+    schema = yaml.safe_load(SCHEMA_PATH.read_text())
+    if not isinstance(cfg, dict):
+        raise ConfigError(f"{source}: top level must be a mapping, got {type(cfg).__name__}")
+    for section in ("render", "annotate", "split", "model", "train", "evaluate", "report"):
+        cfg.setdefault(section, {})
+    cfg = _fill_defaults(schema, cfg)
+    validator = jsonschema.Draft202012Validator(schema)
+    errors = sorted(validator.iter_errors(cfg), key=lambda e: list(e.absolute_path))
+    if errors:
+        err = errors[0]
+        key = ".".join(str(p) for p in err.absolute_path) or "(top level)"
+        if err.validator == "additionalProperties":
+            extra = sorted(set(err.instance) - set(err.schema.get("properties", {})))
+            raise ConfigError(f"{source}: unknown key {key + '.' if err.absolute_path else ''}{extra[0]} "
+                              f"(allowed: {', '.join(sorted(err.schema['properties']))})")
+        raise ConfigError(f"{source}: {key}: {err.message}")
+    for key in RANGE_KEYS:
+        lo, hi = cfg["render"][key]
+        if lo > hi:
+            raise ConfigError(f"{source}: render.{key}: min {lo} > max {hi}")
+    missing = [c for c in PROCEDURAL_CLASSES if c not in cfg["classes"]]
+    if missing:
+        raise ConfigError(f"{source}: classes must include {missing} (the procedural generators emit them)")
+    split = cfg["split"]
+    total = split["train"] + split["val"] + split["test"]
+    if abs(total - 1.0) > 1e-6:
+        raise ConfigError(f"{source}: split.train + split.val + split.test must be 1, got {total:g}")
+    weights = cfg["model"]["weights"]
+    if weights not in ("coco", "none") and not Path(weights).is_file():
+        raise ConfigError(f"{source}: model.weights: {weights!r} is neither coco, none nor an existing file")
+    return cfg
+
+
+def load_config(path: str | Path, overrides: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Read a YAML config with yaml.safe_load, apply `overrides` (merged), validate."""
+    path = Path(path)
+    try:
+        cfg = yaml.safe_load(path.read_text())
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: config file not found") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML ({exc})") from None
+    if overrides:
+        cfg = merge(cfg or {}, overrides)
+    return validate(cfg, str(path))
+
+
+def merge(base: dict, extra: dict) -> dict:
+    """Recursive dict merge (extra wins), used for Snakemake --config overrides."""
+    out = copy.deepcopy(base)
+    for key, value in extra.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = merge(out[key], value)
+        else:
+            out[key] = copy.deepcopy(value)
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m pipeline validate", description="Validate a config file.")
+    ap.add_argument("config", type=Path)
+    args = ap.parse_args(argv)
+    try:
+        cfg = load_config(args.config)
+    except ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(yaml.safe_dump(cfg, sort_keys=False))
+    return 0

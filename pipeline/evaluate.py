@@ -1,0 +1,113 @@
+"""Run the model on a split and score it with pycocotools COCOeval (bbox and segm)."""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import io
+import json
+import logging
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from pipeline.io import read_json, write_json
+
+log = logging.getLogger(__name__)
+STAT_NAMES = ["AP", "AP50", "AP75", "AP_small", "AP_medium", "AP_large",
+              "AR1", "AR10", "AR100", "AR_small", "AR_medium", "AR_large"]
+
+
+def coco_eval(gt: dict[str, Any], predictions: list[dict[str, Any]]) -> dict[str, Any]:
+    """COCOeval bbox and segm; returns {iou_type: {stat: value, per_class: {...}}}."""
+    from pycocotools.coco import COCO
+    from pycocotools.cocoeval import COCOeval
+
+    with contextlib.redirect_stdout(io.StringIO()):
+        coco_gt = COCO()
+        coco_gt.dataset = gt
+        coco_gt.createIndex()
+    results: dict[str, Any] = {}
+    names = {c["id"]: c["name"] for c in gt["categories"]}
+    for iou_type in ("bbox", "segm"):
+        if not predictions or not gt["annotations"]:
+            # pycocotools' loadRes cannot take an empty list: no prediction scores 0.
+            results[iou_type] = {**{k: 0.0 for k in STAT_NAMES}, "per_class": {n: 0.0 for n in names.values()},
+                                 "note": "no predictions" if not predictions else "no ground truth"}
+            continue
+        buf = io.StringIO()
+        with contextlib.redirect_stdout(buf):
+            dt = coco_gt.loadRes([dict(p) for p in predictions])
+            ev = COCOeval(coco_gt, dt, iou_type)
+            ev.evaluate()
+            ev.accumulate()
+            ev.summarize()
+        stats = {k: float(v) for k, v in zip(STAT_NAMES, ev.stats)}
+        per_class = {}
+        precision = ev.eval["precision"]  # [T, R, K, A, M]
+        for k, cat_id in enumerate(ev.params.catIds):
+            p = precision[:, :, k, 0, -1]
+            per_class[names[cat_id]] = float(p[p > -1].mean()) if (p > -1).any() else -1.0
+        results[iou_type] = {**stats, "per_class": per_class, "summary": buf.getvalue()}
+    return results
+
+
+def predict(model, dataset, device, score_threshold: float, mask_threshold: float) -> list[dict[str, Any]]:
+    """COCO-format results (bbox xywh, RLE segm, score) for every image of `dataset`."""
+    import torch
+    from tqdm import tqdm
+
+    from pipeline.coco import encode_mask
+
+    model.eval()
+    out = []
+    with torch.inference_mode():
+        for idx in tqdm(range(len(dataset)), desc="predict", unit="img", file=sys.stderr):
+            image, target = dataset[idx]
+            pred = model([image.to(device)])[0]
+            for box, label, score, mask in zip(pred["boxes"].cpu().numpy(), pred["labels"].cpu().numpy(),
+                                               pred["scores"].cpu().numpy(), pred["masks"].cpu().numpy()):
+                if score < score_threshold:
+                    continue
+                x0, y0, x1, y1 = (float(v) for v in box)
+                out.append({"image_id": int(target["image_id"]), "category_id": int(label),
+                            "bbox": [x0, y0, x1 - x0, y1 - y0], "score": float(score),
+                            "segmentation": encode_mask(mask[0] >= mask_threshold)})
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m pipeline evaluate", description=__doc__)
+    ap.add_argument("--checkpoint", type=Path, required=True)
+    ap.add_argument("--ann", type=Path, required=True, help="COCO JSON of the split to evaluate")
+    ap.add_argument("--image-root", type=Path, required=True)
+    ap.add_argument("--eval-cfg", required=True, help="`evaluate` config section as JSON")
+    ap.add_argument("--model-cfg", required=True, help="`model` config section as JSON")
+    ap.add_argument("--out-dir", type=Path, required=True)
+    args = ap.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    import torch
+
+    from pipeline.data import CocoInstances, eval_transforms
+    from pipeline.model import build_model, load_checkpoint
+
+    eval_cfg, model_cfg = json.loads(args.eval_cfg), json.loads(args.model_cfg)
+    gt = read_json(args.ann)
+    classes = [c["name"] for c in sorted(gt["categories"], key=lambda c: c["id"])]
+    ckpt = load_checkpoint(args.checkpoint, classes)
+    model = build_model(len(classes) + 1, {"kind": "none", "arch": model_cfg["arch"]},
+                        model_cfg["trainable_backbone_layers"], model_cfg["min_size_px"], model_cfg["max_size_px"])
+    model.load_state_dict(ckpt["model"])
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    model.to(device)
+    dataset = CocoInstances(args.ann, args.image_root, eval_transforms())
+    preds = predict(model, dataset, device, eval_cfg["score_threshold"], eval_cfg["mask_threshold"])
+    metrics = coco_eval(gt, preds)
+    metrics["num_images"] = len(dataset)
+    metrics["num_predictions"] = len(preds)
+    metrics["checkpoint"] = str(args.checkpoint)
+    write_json(args.out_dir / "predictions.json", preds, indent=None)
+    write_json(args.out_dir / "metrics.json", metrics)
+    log.info("segm AP %.3f, bbox AP %.3f over %d images", metrics["segm"]["AP"], metrics["bbox"]["AP"], len(dataset))
+    return 0

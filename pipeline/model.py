@@ -1,0 +1,70 @@
+"""Mask R-CNN with 3-class heads on top of (optionally) COCO-pretrained weights."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+from torchvision.models import resnet50
+from torchvision.models.detection import MaskRCNN
+from torchvision.models.detection.backbone_utils import _resnet_fpn_extractor
+from torchvision.models.detection.faster_rcnn import FastRCNNPredictor
+from torchvision.models.detection.mask_rcnn import MaskRCNNPredictor
+from torchvision.ops import FrozenBatchNorm2d
+
+
+def build_model(num_classes: int, weights_info: dict[str, Any], trainable_backbone_layers: int = 3,
+                min_size: int = 800, max_size: int = 1333) -> MaskRCNN:
+    """Mask R-CNN ResNet50-FPN: load COCO (or given) weights, then swap box/mask predictors.
+
+    Built the way torchvision builds it for pretrained weights (FrozenBatchNorm,
+    `trainable_backbone_layers` last stages trainable), so COCO state dicts load strictly.
+    """
+    arch = weights_info.get("arch", "maskrcnn_resnet50_fpn")
+    if arch != "maskrcnn_resnet50_fpn":
+        from torchvision.models.detection import maskrcnn_resnet50_fpn_v2
+
+        model = maskrcnn_resnet50_fpn_v2(weights=None, weights_backbone=None, num_classes=91,
+                                         trainable_backbone_layers=trainable_backbone_layers,
+                                         min_size=min_size, max_size=max_size)
+    else:
+        backbone = _resnet_fpn_extractor(resnet50(weights=None, norm_layer=FrozenBatchNorm2d),
+                                         trainable_backbone_layers)
+        model = MaskRCNN(backbone, num_classes=91, min_size=min_size, max_size=max_size)
+    if weights_info["kind"] in ("coco", "path"):
+        path = Path(weights_info["path"])
+        state = torch.load(path, map_location="cpu", weights_only=True)
+        if isinstance(state, dict) and "model" in state:
+            state = state["model"]
+        try:
+            model.load_state_dict(state)
+        except RuntimeError as exc:
+            raise ValueError(f"{path}: not a {arch} COCO state dict ({str(exc).splitlines()[0]})") from None
+    in_features = model.roi_heads.box_predictor.cls_score.in_features
+    model.roi_heads.box_predictor = FastRCNNPredictor(in_features, num_classes)
+    in_mask = model.roi_heads.mask_predictor.conv5_mask.in_channels
+    model.roi_heads.mask_predictor = MaskRCNNPredictor(in_mask, 256, num_classes)
+    return model
+
+
+def save_checkpoint(path: Path, **state: Any) -> None:
+    """torch.save atomically (temp file then rename)."""
+    from pipeline.io import atomic_path
+
+    with atomic_path(path) as tmp:
+        torch.save(state, tmp)
+
+
+def load_checkpoint(path: Path, classes: list[str] | None = None) -> dict[str, Any]:
+    """Load a training checkpoint with weights_only=True; check the class list matches."""
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except FileNotFoundError:
+        raise FileNotFoundError(f"{path}: checkpoint not found") from None
+    except Exception as exc:
+        raise ValueError(f"{path}: not a hangar-synth checkpoint ({type(exc).__name__}: {exc})") from None
+    if not isinstance(ckpt, dict) or "model" not in ckpt or "classes" not in ckpt:
+        raise ValueError(f"{path}: not a hangar-synth checkpoint (expected keys model, classes, ...)")
+    if classes is not None and list(ckpt["classes"]) != list(classes):
+        raise ValueError(f"{path}: trained for classes {ckpt['classes']}, config has {classes}")
+    return ckpt

@@ -1,0 +1,166 @@
+"""Fine-tune Mask R-CNN on the synthetic train split (iteration-based, resumable)."""
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import logging
+import math
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from pipeline.data import CocoInstances, collate, train_transforms
+from pipeline.io import atomic_path, provenance, read_json
+from pipeline.model import build_model, load_checkpoint, save_checkpoint
+
+log = logging.getLogger(__name__)
+CSV_FIELDS = ["iteration", "epoch", "lr", "loss", "loss_classifier", "loss_box_reg", "loss_mask",
+              "loss_objectness", "loss_rpn_box_reg", "images_per_s", "gpu_mem_mb"]
+
+
+class NonFiniteLoss(RuntimeError):
+    """Training diverged; the last good checkpoint is kept."""
+
+
+def pick_device(name: str) -> torch.device:
+    if name == "cuda" or (name == "auto" and torch.cuda.is_available()):
+        if not torch.cuda.is_available():
+            raise RuntimeError("train.device=cuda but no CUDA device is visible")
+        return torch.device("cuda")
+    if name == "auto":
+        log.warning("no CUDA device: training on CPU, expect it to be slow")
+    return torch.device("cpu")
+
+
+def param_groups(model: torch.nn.Module, weight_decay: float) -> list[dict[str, Any]]:
+    """Weight decay on weights only, never on norms or biases."""
+    decay, no_decay = [], []
+    for name, p in model.named_parameters():
+        if p.requires_grad:
+            (no_decay if p.ndim <= 1 else decay).append(p)
+    return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+
+
+def batches(dataset, batch_size: int, seed: int, workers: int, start_epoch: int):
+    """Endless (epoch, batch) stream; each epoch shuffled by its own seeded generator."""
+    epoch = start_epoch
+    while True:
+        g = torch.Generator().manual_seed(seed * 100003 + epoch)
+        loader = torch.utils.data.DataLoader(dataset, batch_size=batch_size, shuffle=True, generator=g,
+                                             num_workers=workers, collate_fn=collate,
+                                             pin_memory=torch.cuda.is_available(),
+                                             persistent_workers=False, drop_last=len(dataset) > batch_size)
+        for batch in loader:
+            yield epoch, batch
+        epoch += 1
+
+
+def train(cfg: dict[str, Any], classes: list[str], model_cfg: dict[str, Any], weights_info: dict[str, Any],
+          train_json: Path, image_root: Path, out_dir: Path) -> dict[str, Any]:
+    """Run (or resume) training; writes last.pth, model_final.pth and metrics.csv into `out_dir`."""
+    torch.manual_seed(cfg["seed"])
+    device = pick_device(cfg["device"])
+    dataset = CocoInstances(train_json, image_root, train_transforms(cfg["hflip_prob"]))
+    if len(dataset) == 0:
+        raise ValueError(f"{train_json}: training set is empty")
+    if not dataset.coco["annotations"]:
+        raise ValueError(f"{train_json}: no image in the training set has an object")
+    model = build_model(len(classes) + 1, weights_info, model_cfg["trainable_backbone_layers"],
+                        model_cfg["min_size_px"], model_cfg["max_size_px"]).to(device)
+    optimizer = torch.optim.SGD(param_groups(model, cfg["weight_decay"]), lr=cfg["lr"], momentum=cfg["momentum"])
+    warmup = max(1, cfg["warmup_iters"])
+    total = cfg["iterations"]
+
+    def lr_factor(it: int) -> float:
+        if it < warmup:
+            return 0.001 + (1 - 0.001) * it / warmup
+        return 0.5 * (1 + math.cos(math.pi * (it - warmup) / max(1, total - warmup)))
+
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_factor)
+    use_amp = cfg["amp"] and device.type == "cuda"
+    scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    last, metrics_csv = out_dir / "last.pth", out_dir / "metrics.csv"
+    start_it, start_epoch = 0, 0
+    if last.exists():
+        ckpt = load_checkpoint(last, classes)
+        model.load_state_dict(ckpt["model"])
+        optimizer.load_state_dict(ckpt["optimizer"])
+        scheduler.load_state_dict(ckpt["lr_scheduler"])
+        start_it, start_epoch = ckpt["iteration"], ckpt["epoch"]
+        torch.set_rng_state(ckpt["rng"])
+        log.info("resuming from %s at iteration %d", last, start_it)
+    rows = []
+    if start_it and metrics_csv.exists():
+        with open(metrics_csv) as f:
+            rows = [r for r in csv.DictReader(f) if int(r["iteration"]) <= start_it]
+
+    def checkpoint(path: Path, it: int, epoch: int) -> None:
+        save_checkpoint(path, model=model.state_dict(), optimizer=optimizer.state_dict(),
+                        lr_scheduler=scheduler.state_dict(), iteration=it, epoch=epoch,
+                        rng=torch.get_rng_state(), classes=list(classes),
+                        config=json.dumps({"train": cfg, "model": model_cfg}),
+                        weights=json.dumps(weights_info))
+        with atomic_path(metrics_csv) as tmp, open(tmp, "w", newline="") as f:
+            w = csv.DictWriter(f, fieldnames=CSV_FIELDS)
+            w.writeheader()
+            w.writerows(rows)
+
+    from tqdm import tqdm
+
+    model.train()
+    stream = batches(dataset, cfg["batch_size"], cfg["seed"], cfg["workers"], start_epoch)
+    bar = tqdm(range(start_it, total), desc="train", unit="it", file=sys.stderr, initial=start_it, total=total)
+    epoch = start_epoch
+    for it in bar:
+        epoch, (images, targets) = next(stream)
+        t0 = time.perf_counter()
+        images = [im.to(device, non_blocking=True) for im in images]
+        targets = [{k: (v.to(device) if torch.is_tensor(v) else v) for k, v in t.items()} for t in targets]
+        with torch.autocast(device.type, dtype=torch.float16, enabled=use_amp):
+            losses = model(images, targets)
+            loss = sum(losses.values())
+        if not torch.isfinite(loss):
+            raise NonFiniteLoss(f"iteration {it}: loss is {loss.item()} ({ {k: v.item() for k, v in losses.items()} }); "
+                                f"last good checkpoint kept at {last}. Lower train.lr or check the data.")
+        optimizer.zero_grad(set_to_none=True)
+        scaler.scale(loss).backward()
+        scaler.step(optimizer)
+        scaler.update()
+        scheduler.step()
+        dt = time.perf_counter() - t0
+        row = {"iteration": it + 1, "epoch": epoch, "lr": optimizer.param_groups[0]["lr"], "loss": loss.item(),
+               **{k: v.item() for k, v in losses.items()}, "images_per_s": len(images) / dt,
+               "gpu_mem_mb": torch.cuda.max_memory_allocated() / 2**20 if device.type == "cuda" else 0.0}
+        rows.append({k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in row.items()})
+        bar.set_postfix(loss=f"{loss.item():.3f}")
+        if (it + 1) % cfg["checkpoint_every"] == 0 or it + 1 == total:
+            checkpoint(last, it + 1, epoch)
+    checkpoint(out_dir / "model_final.pth", total, epoch)
+    meta = provenance({"train": cfg, "model": model_cfg, "classes": classes, "weights": weights_info})
+    meta["device"] = str(device)
+    from pipeline.io import write_json
+
+    write_json(out_dir / "provenance.json", meta)
+    return {"iterations": total, "final_loss": float(rows[-1]["loss"]) if rows else None}
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m pipeline train", description=__doc__)
+    ap.add_argument("--train-json", type=Path, required=True)
+    ap.add_argument("--image-root", type=Path, required=True)
+    ap.add_argument("--weights-json", type=Path, required=True)
+    ap.add_argument("--classes", required=True, help="JSON list")
+    ap.add_argument("--model-cfg", required=True, help="`model` config section as JSON")
+    ap.add_argument("--train-cfg", required=True, help="`train` config section as JSON")
+    ap.add_argument("--out-dir", type=Path, required=True)
+    args = ap.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    result = train(json.loads(args.train_cfg), json.loads(args.classes), json.loads(args.model_cfg),
+                   read_json(args.weights_json), args.train_json, args.image_root, args.out_dir)
+    log.info("done: %s", result)
+    return 0

@@ -1,0 +1,68 @@
+rule render:
+    """Render one shard with headless Blender/Cycles (a single Blender session per shard)."""
+    output:
+        manifest=f"{OUT}/render/shard_{{shard}}/manifest.json",
+    params:
+        render=cfg_json("render"),
+        seed=config["seed"],
+        shard_dir=lambda wc: f"{OUT}/render/shard_{wc.shard}",
+    log:
+        f"{OUT}/logs/render/shard_{{shard}}.log",
+    benchmark:
+        f"{OUT}/benchmarks/render/shard_{{shard}}.tsv"
+    threads: 2
+    resources:
+        mem_mb=4000,
+        runtime=120,
+    shell:
+        "{PY} -m blender.render --render-json {params.render:q} --seed {params.seed}"
+        " --shard {wildcards.shard} --out {params.shard_dir:q} > {log:q} 2>&1"
+
+
+rule annotate:
+    """Instance maps of one shard -> COCO JSON (RLE masks, bbox and area from the mask)."""
+    input:
+        manifest=rules.render.output.manifest,
+    output:
+        coco=f"{OUT}/coco/shard_{{shard}}.json",
+    params:
+        classes=cfg_json("classes"),
+        min_px=config["annotate"]["min_visible_pixels"],
+        shard_dir=lambda wc: f"{OUT}/render/shard_{wc.shard}",
+        prefix=lambda wc: f"render/shard_{wc.shard}/",
+    log:
+        f"{OUT}/logs/annotate/shard_{{shard}}.log",
+    benchmark:
+        f"{OUT}/benchmarks/annotate/shard_{{shard}}.tsv"
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=20,
+    shell:
+        "{PY} -m pipeline annotate {params.shard_dir:q} --classes {params.classes:q}"
+        " --min-visible-pixels {params.min_px} --image-prefix {params.prefix:q} --out {output.coco:q} > {log:q} 2>&1"
+
+
+rule split:
+    """Merge shard COCO files; seeded train/val/test split."""
+    input:
+        expand(f"{OUT}/coco/shard_{{shard}}.json", shard=SHARDS),
+    output:
+        train=f"{OUT}/dataset/train.json",
+        val=f"{OUT}/dataset/val.json",
+        test=f"{OUT}/dataset/test.json",
+    params:
+        fractions=cfg_json("split"),
+        seed=config["seed"],
+        out_dir=f"{OUT}/dataset",
+    log:
+        f"{OUT}/logs/split.log",
+    benchmark:
+        f"{OUT}/benchmarks/split.tsv"
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    shell:
+        "{PY} -m pipeline split {input:q} --fractions {params.fractions:q} --seed {params.seed}"
+        " --out-dir {params.out_dir:q} > {log:q} 2>&1"
