@@ -3,14 +3,19 @@
 #   snakemake --cores all                                      (configs/default.yaml)
 # Edits to pipeline/ or blender/ modules are not seen by Snakemake: rerun with -R <rule>.
 import json
+import os
 import shlex
 import sys
 from pathlib import Path
 
+# Jobs run `python -m pipeline|blender.render` from any --directory: put this repo on their path.
+sys.path.insert(0, workflow.basedir)
+os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [workflow.basedir, os.environ.get("PYTHONPATH")]))
+
 from pipeline.config import load_config, validate
 
 if not config:
-    config.update(load_config("configs/default.yaml"))
+    config.update(load_config(Path(workflow.basedir) / "configs" / "default.yaml"))
 config = validate(dict(config), "config (--configfile/--config)")
 
 PY = shlex.quote(sys.executable)

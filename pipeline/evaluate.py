@@ -96,8 +96,8 @@ def main(argv: list[str] | None = None) -> int:
     gt = read_json(args.ann)
     classes = [c["name"] for c in sorted(gt["categories"], key=lambda c: c["id"])]
     ckpt = load_checkpoint(args.checkpoint, classes)
-    model = build_model(len(classes) + 1, {"kind": "none", "arch": model_cfg["arch"]},
-                        model_cfg["trainable_backbone_layers"], model_cfg["min_size_px"], model_cfg["max_size_px"])
+    model = build_model(len(classes) + 1, json.loads(ckpt["weights"]), model_cfg["trainable_backbone_layers"],
+                        model_cfg["min_size_px"], model_cfg["max_size_px"], load_weights=False)
     model.load_state_dict(ckpt["model"])
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     model.to(device)

@@ -14,13 +14,20 @@ from torchvision.ops import FrozenBatchNorm2d
 
 
 def build_model(num_classes: int, weights_info: dict[str, Any], trainable_backbone_layers: int = 3,
-                min_size: int = 800, max_size: int = 1333) -> MaskRCNN:
+                min_size: int = 800, max_size: int = 1333, load_weights: bool = True) -> MaskRCNN:
     """Mask R-CNN ResNet50-FPN: load COCO (or given) weights, then swap box/mask predictors.
 
-    Built the way torchvision builds it for pretrained weights (FrozenBatchNorm,
-    `trainable_backbone_layers` last stages trainable), so COCO state dicts load strictly.
+    Built the way torchvision builds it: with pretrained weights FrozenBatchNorm and
+    the last `trainable_backbone_layers` stages trainable, so COCO state dicts load
+    strictly; from scratch (kind none) plain BatchNorm, as torchvision does, because
+    frozen identity statistics let a random ResNet's activations explode.
+    `load_weights=False` builds the same architecture without reading the file
+    (used when a fine-tuned checkpoint is loaded next).
     """
     arch = weights_info.get("arch", "maskrcnn_resnet50_fpn")
+    pretrained = weights_info["kind"] in ("coco", "path")
+    if not pretrained:
+        trainable_backbone_layers = 5
     if arch != "maskrcnn_resnet50_fpn":
         from torchvision.models.detection import maskrcnn_resnet50_fpn_v2
 
@@ -28,10 +35,10 @@ def build_model(num_classes: int, weights_info: dict[str, Any], trainable_backbo
                                          trainable_backbone_layers=trainable_backbone_layers,
                                          min_size=min_size, max_size=max_size)
     else:
-        backbone = _resnet_fpn_extractor(resnet50(weights=None, norm_layer=FrozenBatchNorm2d),
-                                         trainable_backbone_layers)
+        norm = FrozenBatchNorm2d if pretrained else torch.nn.BatchNorm2d
+        backbone = _resnet_fpn_extractor(resnet50(weights=None, norm_layer=norm), trainable_backbone_layers)
         model = MaskRCNN(backbone, num_classes=91, min_size=min_size, max_size=max_size)
-    if weights_info["kind"] in ("coco", "path"):
+    if pretrained and load_weights:
         path = Path(weights_info["path"])
         state = torch.load(path, map_location="cpu", weights_only=True)
         if isinstance(state, dict) and "model" in state:

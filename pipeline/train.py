@@ -86,8 +86,13 @@ def train(cfg: dict[str, Any], classes: list[str], model_cfg: dict[str, Any], we
     out_dir.mkdir(parents=True, exist_ok=True)
     last, metrics_csv = out_dir / "last.pth", out_dir / "metrics.csv"
     start_it, start_epoch = 0, 0
+    run_config = json.dumps({"train": cfg, "model": model_cfg}, sort_keys=True)
     if last.exists():
         ckpt = load_checkpoint(last, classes)
+        if ckpt["config"] != run_config:
+            log.warning("%s was written with another train/model config: starting afresh", last)
+            last.unlink()
+    if last.exists():
         model.load_state_dict(ckpt["model"])
         optimizer.load_state_dict(ckpt["optimizer"])
         scheduler.load_state_dict(ckpt["lr_scheduler"])
@@ -103,7 +108,7 @@ def train(cfg: dict[str, Any], classes: list[str], model_cfg: dict[str, Any], we
         save_checkpoint(path, model=model.state_dict(), optimizer=optimizer.state_dict(),
                         lr_scheduler=scheduler.state_dict(), iteration=it, epoch=epoch,
                         rng=torch.get_rng_state(), classes=list(classes),
-                        config=json.dumps({"train": cfg, "model": model_cfg}),
+                        config=run_config,
                         weights=json.dumps(weights_info))
         with atomic_path(metrics_csv) as tmp, open(tmp, "w", newline="") as f:
             w = csv.DictWriter(f, fieldnames=CSV_FIELDS)
@@ -129,6 +134,9 @@ def train(cfg: dict[str, Any], classes: list[str], model_cfg: dict[str, Any], we
                                 f"last good checkpoint kept at {last}. Lower train.lr or check the data.")
         optimizer.zero_grad(set_to_none=True)
         scaler.scale(loss).backward()
+        if cfg["grad_clip_norm"] > 0:
+            scaler.unscale_(optimizer)
+            torch.nn.utils.clip_grad_norm_(model.parameters(), cfg["grad_clip_norm"])
         scaler.step(optimizer)
         scaler.update()
         scheduler.step()

@@ -1,0 +1,46 @@
+"""Shared fixtures: one real tiny bpy render per test session, annotated with pycocotools."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def tiny_render_cfg(**over):
+    """`render` section for tiny test renders (defaults come from the schema)."""
+    from pipeline.config import validate
+
+    cfg = validate({"name": "t", "seed": 0, "classes": ["pedestrian", "pallet_jack"],
+                    "model": {"weights": "none"},
+                    "render": {"images_per_shard": 2, "resolution_px": [128, 96], "samples": 4,
+                               "max_bounces": 2, "camera_distance_m": [5.0, 7.0], "camera_height_m": [2.0, 3.0],
+                               **over}})
+    return cfg["render"]
+
+
+def run_render(cfg: dict, out: Path, seed: int = 0, shard: int = 0) -> subprocess.CompletedProcess:
+    """Render a shard in a separate process (bpy state never leaks into the test process)."""
+    return subprocess.run([sys.executable, "-m", "blender.render", "--render-json", json.dumps(cfg),
+                           "--seed", str(seed), "--shard", str(shard), "--out", str(out)],
+                          cwd=REPO, capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(REPO)})
+
+
+@pytest.fixture(scope="session")
+def rendered_shard(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("render") / "shard_000"
+    res = run_render(tiny_render_cfg(), out)
+    assert res.returncode == 0, res.stderr[-3000:]
+    return out
+
+
+@pytest.fixture(scope="session")
+def shard_coco(rendered_shard) -> dict:
+    from pipeline.coco import annotate_shard
+
+    return annotate_shard(rendered_shard, ["pedestrian", "pallet_jack"], min_visible_pixels=1)

@@ -1,0 +1,61 @@
+from pathlib import Path
+
+import pytest
+import yaml
+
+from pipeline.config import ConfigError, load_config, validate
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def base(**over):
+    cfg = {"name": "t", "seed": 0, "classes": ["pedestrian", "pallet_jack"], "model": {"weights": "none"}}
+    cfg.update(over)
+    return cfg
+
+
+@pytest.mark.parametrize("name", ["smoke", "default"])
+def test_shipped_configs_validate(name):
+    cfg = load_config(REPO / "configs" / f"{name}.yaml")
+    assert cfg["name"] == name and cfg["render"]["samples"] >= 1
+
+
+def test_defaults_filled_from_schema():
+    cfg = validate(base())
+    assert cfg["render"]["resolution_px"] == [640, 480]
+    assert cfg["train"]["momentum"] == 0.9
+
+
+@pytest.mark.parametrize("over, words", [
+    ({"render": {"bogus": 1}}, ["unknown key", "render.bogus"]),
+    ({"colour": 1}, ["unknown key", "colour"]),
+    ({"render": {"samples": "many"}}, ["render.samples", "not of type"]),
+    ({"render": {"shards": -1}}, ["render.shards", "minimum"]),
+    ({"render": {"samples": 0}}, ["render.samples"]),
+    ({"render": {"resolution_px": [0, 480]}}, ["render.resolution_px"]),
+    ({"classes": []}, ["classes"]),
+    ({"render": {"focal_mm": [50, 20]}}, ["render.focal_mm", "min 50 > max 20"]),
+    ({"split": {"train": 0.5, "val": 0.1, "test": 0.1}}, ["split", "must be 1"]),
+    ({"model": {"weights": "/no/such/file.pth"}}, ["model.weights", "/no/such/file.pth"]),
+    ({"name": "../evil"}, ["name"]),
+])
+def test_bad_values_name_the_key(over, words):
+    with pytest.raises(ConfigError) as err:
+        validate(base(**over), "cfg.yaml")
+    msg = str(err.value)
+    assert msg.startswith("cfg.yaml")
+    for w in words:
+        assert w in msg
+
+
+def test_bad_yaml_file_is_named(tmp_path):
+    p = tmp_path / "x.yaml"
+    p.write_text("name: [unclosed\n")
+    with pytest.raises(ConfigError, match="x.yaml: not valid YAML"):
+        load_config(p)
+    with pytest.raises(ConfigError, match="config file not found"):
+        load_config(tmp_path / "missing.yaml")
+
+
+def test_schema_is_safe_yaml():
+    assert yaml.safe_load((REPO / "configs" / "schema.yaml").read_text())["additionalProperties"] is False
