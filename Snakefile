@@ -33,6 +33,13 @@ def cfg_json(*keys):
     return json.dumps(node, sort_keys=True)
 
 
+# Light steps, and `weights` (needs internet to fill the hub cache), run on the submit host.
+localrules:
+    all,
+    weights,
+    split,
+
+
 wildcard_constraints:
     shard=r"\d{3}",
 
