@@ -12,21 +12,28 @@ from torchvision.models.detection.faster_rcnn import FastRCNNPredictor
 from torchvision.models.detection.mask_rcnn import MaskRCNNPredictor
 from torchvision.ops import FrozenBatchNorm2d
 
+TRANSFER_MODES = ("feature_extraction", "fine_tune", "full")
+
 
 def build_model(num_classes: int, weights_info: dict[str, Any], trainable_backbone_layers: int = 3,
-                min_size: int = 800, max_size: int = 1333, load_weights: bool = True) -> MaskRCNN:
+                min_size: int = 800, max_size: int = 1333, load_weights: bool = True,
+                transfer: str = "fine_tune") -> MaskRCNN:
     """Mask R-CNN ResNet50-FPN: load COCO (or given) weights, then swap box/mask predictors.
 
     Built the way torchvision builds it: with pretrained weights FrozenBatchNorm and
     the last `trainable_backbone_layers` stages trainable, so COCO state dicts load
     strictly; from scratch (kind none) plain BatchNorm, as torchvision does, because
     frozen identity statistics let a random ResNet's activations explode.
+    `transfer`: feature_extraction (only roi_heads learn), fine_tune (last
+    `trainable_backbone_layers` ResNet stages + FPN, RPN, heads) or full.
     `load_weights=False` builds the same architecture without reading the file
     (used when a fine-tuned checkpoint is loaded next).
     """
     arch = weights_info.get("arch", "maskrcnn_resnet50_fpn")
     pretrained = weights_info["kind"] in ("coco", "path")
-    if not pretrained:
+    if transfer not in TRANSFER_MODES:
+        raise ValueError(f"model.transfer must be one of {TRANSFER_MODES}, got {transfer!r}")
+    if not pretrained or transfer == "full":
         trainable_backbone_layers = 5
     if arch != "maskrcnn_resnet50_fpn":
         from torchvision.models.detection import maskrcnn_resnet50_fpn_v2
@@ -51,7 +58,14 @@ def build_model(num_classes: int, weights_info: dict[str, Any], trainable_backbo
     model.roi_heads.box_predictor = FastRCNNPredictor(in_features, num_classes)
     in_mask = model.roi_heads.mask_predictor.conv5_mask.in_channels
     model.roi_heads.mask_predictor = MaskRCNNPredictor(in_mask, 256, num_classes)
+    if transfer == "feature_extraction" and pretrained:
+        for name, p in model.named_parameters():
+            p.requires_grad_(name.startswith("roi_heads."))
     return model
+
+
+def count_trainable(model: torch.nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters() if p.requires_grad)
 
 
 def save_checkpoint(path: Path, **state: Any) -> None:

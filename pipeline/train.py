@@ -15,7 +15,7 @@ import torch
 
 from pipeline.data import CocoInstances, collate, train_transforms
 from pipeline.io import atomic_path, provenance, read_json
-from pipeline.model import build_model, load_checkpoint, save_checkpoint
+from pipeline.model import build_model, count_trainable, load_checkpoint, save_checkpoint
 
 log = logging.getLogger(__name__)
 CSV_FIELDS = ["iteration", "epoch", "lr", "loss", "loss_classifier", "loss_box_reg", "loss_mask",
@@ -70,7 +70,10 @@ def train(cfg: dict[str, Any], classes: list[str], model_cfg: dict[str, Any], we
     if not dataset.coco["annotations"]:
         raise ValueError(f"{train_json}: no image in the training set has an object")
     model = build_model(len(classes) + 1, weights_info, model_cfg["trainable_backbone_layers"],
-                        model_cfg["min_size_px"], model_cfg["max_size_px"]).to(device)
+                        model_cfg["min_size_px"], model_cfg["max_size_px"],
+                        transfer=model_cfg.get("transfer", "fine_tune")).to(device)
+    log.info("%s, transfer=%s: %d trainable parameters", model_cfg["arch"], model_cfg.get("transfer", "fine_tune"),
+             count_trainable(model))
     optimizer = torch.optim.SGD(param_groups(model, cfg["weight_decay"]), lr=cfg["lr"], momentum=cfg["momentum"])
     warmup = max(1, cfg["warmup_iters"])
     total = cfg["iterations"]

@@ -89,3 +89,29 @@ def test_empty_training_sets_are_rejected(shard_coco, rendered_shard, tmp_path):
     p.write_text(json.dumps({**shard_coco, "annotations": []}))
     with pytest.raises(ValueError, match="no image in the training set has an object"):
         train(train_cfg(), CLASSES, MODEL_CFG, {"kind": "none"}, p, rendered_shard, tmp_path / "e")
+
+
+def test_transfer_modes_freeze_what_they_say(tmp_path):
+    from pipeline.model import build_model, count_trainable
+
+    # A state dict in COCO layout (91 classes) stands in for the downloaded file: same code path as coco.
+    from torchvision.models.detection import MaskRCNN
+    from torchvision.models.detection.backbone_utils import _resnet_fpn_extractor
+    from torchvision.models import resnet50
+    from torchvision.ops import FrozenBatchNorm2d
+
+    coco_like = MaskRCNN(_resnet_fpn_extractor(resnet50(norm_layer=FrozenBatchNorm2d), 5), num_classes=91)
+    path = tmp_path / "coco_like.pth"
+    torch.save(coco_like.state_dict(), path)
+    info = {"kind": "path", "arch": "maskrcnn_resnet50_fpn", "path": str(path)}
+    counts = {mode: count_trainable(build_model(3, info, 3, 96, 128, transfer=mode))
+              for mode in ("feature_extraction", "fine_tune", "full")}
+    assert counts["feature_extraction"] < counts["fine_tune"] < counts["full"]
+    fe = build_model(3, info, 3, 96, 128, transfer="feature_extraction")
+    trainable = {n.split(".")[0] for n, p in fe.named_parameters() if p.requires_grad}
+    assert trainable == {"roi_heads"}
+    ft = build_model(3, info, 1, 96, 128, transfer="fine_tune")
+    assert any(p.requires_grad for n, p in ft.named_parameters() if n.startswith("backbone.body.layer4"))
+    assert not any(p.requires_grad for n, p in ft.named_parameters() if n.startswith("backbone.body.layer3"))
+    # Loaded weights really arrive (backbone conv1 equals the file's).
+    assert torch.equal(fe.backbone.body.conv1.weight, coco_like.backbone.body.conv1.weight)

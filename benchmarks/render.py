@@ -1,0 +1,82 @@
+"""Render benchmark: images/minute, share of wall time outside Cycles, RSS over many frames.
+
+    python benchmarks/render.py --frames 200 --out benchmarks/results/render.json
+
+Prints a table and writes JSON (and an RSS-curve PNG beside it) for later comparison.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from blender.render import _import_bpy, configure_render, render_frame  # noqa: E402
+from blender.spec import sample_scene  # noqa: E402
+from pipeline.config import validate  # noqa: E402
+
+
+def rss_mb() -> float:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--frames", type=int, default=200)
+    ap.add_argument("--resolution", type=int, nargs=2, default=[640, 480])
+    ap.add_argument("--samples", type=int, default=32)
+    ap.add_argument("--out", type=Path, default=Path("benchmarks/results/render.json"))
+    args = ap.parse_args(argv)
+    cfg = validate({"name": "bench", "seed": 0, "classes": ["pedestrian", "pallet_jack"], "model": {"weights": "none"},
+                    "render": {"resolution_px": args.resolution, "samples": args.samples}})["render"]
+    bpy = _import_bpy()
+    bpy.ops.wm.read_factory_settings(use_empty=True)
+    configure_render(bpy, cfg)
+    rss, cycles_s = [], []
+    t0 = time.perf_counter()
+    with tempfile.TemporaryDirectory() as tmp:
+        for i in range(args.frames):
+            spec = sample_scene(np.random.default_rng([0, 0, i]), cfg, f"b{i:05d}")
+            meta = render_frame(bpy, spec, Path(tmp), [0, 0, i])
+            cycles_s.append(meta["_render_s"])
+            rss.append(rss_mb())
+            print(f"frame {i + 1}/{args.frames}: cycles {cycles_s[-1]:.2f} s, rss {rss[-1]:.0f} MB", file=sys.stderr)
+    wall = time.perf_counter() - t0
+    half = len(rss) // 2
+    result = {
+        "frames": args.frames, "resolution_px": args.resolution, "samples": args.samples,
+        "wall_s": round(wall, 2), "images_per_minute": round(60 * args.frames / wall, 2),
+        "cycles_s": round(sum(cycles_s), 2), "outside_cycles_share": round(1 - sum(cycles_s) / wall, 4),
+        "rss_mb_first": round(rss[0], 1), "rss_mb_peak": round(max(rss), 1), "rss_mb_last": round(rss[-1], 1),
+        "rss_growth_mb_second_half": round(rss[-1] - rss[half], 1) if args.frames > 1 else 0.0,
+        "rss_mb_per_frame": [round(r, 1) for r in rss],
+        "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "bpy": bpy.app.version_string},
+    }
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(result, indent=1) + "\n")
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 3))
+    ax.plot(range(1, len(rss) + 1), rss)
+    ax.set_xlabel("frame"); ax.set_ylabel("RSS (MB)"); ax.set_title("render process RSS per frame")
+    fig.savefig(args.out.with_suffix(".rss.png"), dpi=90, bbox_inches="tight")
+    for key in ("frames", "wall_s", "images_per_minute", "outside_cycles_share", "rss_mb_first", "rss_mb_peak",
+                "rss_growth_mb_second_half"):
+        print(f"{key:28s} {result[key]}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
