@@ -12,6 +12,7 @@ STAGES = {
     "train": "pipeline.train",
     "evaluate": "pipeline.evaluate",
     "report": "pipeline.report",
+    "contact-sheet": "pipeline.contact_sheet",
 }
 
 

@@ -23,6 +23,11 @@ def _png_b64(fig) -> str:
     return base64.b64encode(buf.getvalue()).decode()
 
 
+def _fmt(value: float) -> str:
+    """COCOeval reports -1 where a metric has no ground truth (e.g. no large objects)."""
+    return "n/a" if value < 0 else f"{value:.3f}"
+
+
 def loss_plot(metrics_csv: Path) -> str:
     """Loss components and lr against iteration, as base64 PNG."""
     import matplotlib
@@ -74,17 +79,17 @@ def draw_predictions(image_path: Path, preds: list[dict[str, Any]], gt: list[dic
 
 def build_report(metrics: dict[str, Any], metrics_csv: Path, gt: dict[str, Any], preds: list[dict[str, Any]],
                  image_root: Path, num_images: int, threshold: float, title: str,
-                 prov: dict[str, Any] | None = None) -> str:
+                 prov: dict[str, Any] | None = None, contact_sheet: Path | None = None) -> str:
     """The HTML text of the report (all images embedded)."""
     names = {c["id"]: c["name"] for c in gt["categories"]}
     rows = []
     for iou_type in ("bbox", "segm"):
         m = metrics[iou_type]
-        cells = "".join(f"<td>{m[k]:.3f}</td>" for k in ("AP", "AP50", "AP75", "AP_small", "AP_medium", "AP_large", "AR100"))
+        cells = "".join(f"<td>{_fmt(m[k])}</td>" for k in ("AP", "AP50", "AP75", "AP_small", "AP_medium", "AP_large", "AR100"))
         rows.append(f"<tr><th>{iou_type}</th>{cells}</tr>")
     per_class = "".join(
-        f"<tr><th>{html.escape(n)}</th><td>{metrics['bbox']['per_class'].get(n, -1):.3f}</td>"
-        f"<td>{metrics['segm']['per_class'].get(n, -1):.3f}</td></tr>" for n in names.values())
+        f"<tr><th>{html.escape(n)}</th><td>{_fmt(metrics['bbox']['per_class'].get(n, -1))}</td>"
+        f"<td>{_fmt(metrics['segm']['per_class'].get(n, -1))}</td></tr>" for n in names.values())
     by_img: dict[int, list] = {}
     for p in preds:
         by_img.setdefault(p["image_id"], []).append(p)
@@ -98,6 +103,11 @@ def build_report(metrics: dict[str, Any], metrics_csv: Path, gt: dict[str, Any],
         gallery.append(f"<figure><img src='data:image/png;base64,{b64}'><figcaption>{html.escape(im['file_name'])}: "
                        f"ground truth (left), predictions with score ≥ {threshold} (right)</figcaption></figure>")
     note = metrics["segm"].get("note", "")
+    sheet_html = ""
+    if contact_sheet is not None:
+        b64 = base64.b64encode(Path(contact_sheet).read_bytes()).decode()
+        sheet_html = (f"<h2>Dataset contact sheet</h2><p>Renders (left) and exact ground-truth masks (right).</p>"
+                      f"<img src='data:image/png;base64,{b64}'>")
     legend = " ".join(f"<span style='color:{COLORS[(i - 1) % len(COLORS)]}'>■ {html.escape(n)}</span>"
                       for i, n in names.items())
     return f"""<!doctype html><html><head><meta charset="utf-8"><title>{html.escape(title)}</title>
@@ -110,7 +120,7 @@ figure{{display:inline-block;margin:6px}}img{{max-width:100%}}figcaption{{font-s
 <th>AP large</th><th>AR100</th></tr>{''.join(rows)}</table>
 <h2>Per-class AP (IoU 0.50:0.95)</h2><table><tr><th>class</th><th>bbox</th><th>segm</th></tr>{per_class}</table>
 <h2>Training</h2><img src="data:image/png;base64,{loss_plot(metrics_csv)}">
-<h2>Predictions</h2><p>{legend}</p>{''.join(gallery)}
+{sheet_html}<h2>Predictions</h2><p>{legend}</p>{''.join(gallery)}
 <h2>Provenance</h2><pre>{html.escape(json.dumps(prov or {}, indent=1, sort_keys=True))}</pre>
 </body></html>"""
 
@@ -122,6 +132,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--metrics-csv", type=Path, required=True)
     ap.add_argument("--ann", type=Path, required=True)
     ap.add_argument("--image-root", type=Path, required=True)
+    ap.add_argument("--contact-sheet", type=Path, help="PNG of renders with masks to embed")
     ap.add_argument("--report-cfg", required=True, help="`report` config section as JSON")
     ap.add_argument("--title", default="hangar-synth evaluation")
     ap.add_argument("--out", type=Path, required=True)
@@ -129,7 +140,7 @@ def main(argv: list[str] | None = None) -> int:
     cfg = json.loads(args.report_cfg)
     text = build_report(read_json(args.metrics), args.metrics_csv, read_json(args.ann), read_json(args.predictions),
                         args.image_root, cfg["num_images"], cfg["draw_score_threshold"], args.title,
-                        provenance({"report": cfg}))
+                        provenance({"report": cfg}), args.contact_sheet)
     with atomic_path(args.out) as tmp:
         tmp.write_text(text)
     return 0

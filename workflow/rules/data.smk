@@ -66,3 +66,25 @@ rule split:
     shell:
         "{PY} -m pipeline split {input:q} --fractions {params.fractions:q} --seed {params.seed}"
         " --out-dir {params.out_dir:q} > {log:q} 2>&1"
+
+
+rule contact_sheet:
+    """Renders with ground-truth masks overlaid in class colours: look at it."""
+    input:
+        expand(f"{OUT}/coco/shard_{{shard}}.json", shard=SHARDS),
+    output:
+        png=report(f"{OUT}/report/contact_sheet.png", category="Dataset"),
+    params:
+        root=OUT,
+        max_images=config["report"]["contact_sheet_images"],
+    log:
+        f"{OUT}/logs/contact_sheet.log",
+    benchmark:
+        f"{OUT}/benchmarks/contact_sheet.tsv"
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    shell:
+        "{PY} -m pipeline contact-sheet {input:q} --image-root {params.root:q}"
+        " --max-images {params.max_images} --out {output.png:q} > {log:q} 2>&1"

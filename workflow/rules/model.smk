@@ -80,6 +80,7 @@ rule report:
         predictions=rules.evaluate.output.predictions,
         curve=rules.train.output.metrics,
         ann=f"{OUT}/dataset/{EVAL_SPLIT}.json",
+        sheet=rules.contact_sheet.output.png,
     output:
         html=report(f"{OUT}/report/index.html", category="Evaluation"),
     params:
@@ -97,4 +98,4 @@ rule report:
     shell:
         "{PY} -m pipeline report --metrics {input.metrics:q} --predictions {input.predictions:q}"
         " --metrics-csv {input.curve:q} --ann {input.ann:q} --image-root {params.root:q}"
-        " --report-cfg {params.report:q} --title {params.title:q} --out {output.html:q} > {log:q} 2>&1"
+        " --contact-sheet {input.sheet:q} --report-cfg {params.report:q} --title {params.title:q} --out {output.html:q} > {log:q} 2>&1"
