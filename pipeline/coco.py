@@ -93,3 +93,32 @@ def main(argv: list[str] | None = None) -> int:
     coco = annotate_shard(args.shard_dir, json.loads(args.classes), args.min_visible_pixels, args.image_prefix)
     write_json(args.out, coco, indent=None)
     return 0
+
+
+def check_coco(coco: dict[str, Any], source: str | Path) -> None:
+    """Reject COCO data the trainer would choke on; the message names the file and the record."""
+    for key in ("images", "annotations", "categories"):
+        if not isinstance(coco.get(key), list):
+            raise ValueError(f"{source}: missing or non-list '{key}'")
+    cat_ids = {c["id"] for c in coco["categories"]}
+    images = {}
+    for im in coco["images"]:
+        if im["id"] in images:
+            raise ValueError(f"{source}: duplicate image id {im['id']}")
+        images[im["id"]] = im
+    seen = set()
+    for ann in coco["annotations"]:
+        where = f"{source}: annotation {ann.get('id')}"
+        if ann["id"] in seen:
+            raise ValueError(f"{source}: duplicate annotation id {ann['id']}")
+        seen.add(ann["id"])
+        if ann["image_id"] not in images:
+            raise ValueError(f"{where}: image_id {ann['image_id']} is not in images")
+        if ann["category_id"] not in cat_ids:
+            raise ValueError(f"{where}: category_id {ann['category_id']} not in categories {sorted(cat_ids)}")
+        im = images[ann["image_id"]]
+        x, y, w, h = ann["bbox"]
+        if x < 0 or y < 0 or x + w > im["width"] + 1e-3 or y + h > im["height"] + 1e-3:
+            raise ValueError(f"{where}: bbox {ann['bbox']} lies outside the {im['width']}x{im['height']} image")
+        if ann.get("area", 0) <= 0:
+            raise ValueError(f"{where}: zero-area mask (annotate drops these; was the file edited?)")

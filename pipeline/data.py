@@ -21,7 +21,10 @@ class CocoInstances(torch.utils.data.Dataset):
     """Images + {boxes (xyxy), labels, masks, image_id}; images without objects are valid samples."""
 
     def __init__(self, ann_file: Path, image_root: Path, transforms=None) -> None:
+        from pipeline.coco import check_coco
+
         self.coco = read_json(ann_file)
+        check_coco(self.coco, ann_file)
         self.ann_file = Path(ann_file)
         self.root = Path(image_root)
         self.transforms = transforms

@@ -66,7 +66,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, required=True)
     ap.add_argument("--out-dir", type=Path, required=True)
     args = ap.parse_args(argv)
-    merged = merge([read_json(p) for p in args.shards])
+    from pipeline.coco import check_coco
+
+    shards = [read_json(p) for p in args.shards]
+    for path, shard in zip(args.shards, shards):
+        check_coco(shard, path)
+    merged = merge(shards)
     if not merged["images"]:
         raise SystemExit(f"{args.shards[0]}: no images in any shard")
     for name, coco in split(merged, json.loads(args.fractions), args.seed).items():
