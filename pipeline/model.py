@@ -38,9 +38,15 @@ def build_model(num_classes: int, weights_info: dict[str, Any], trainable_backbo
     if arch != "maskrcnn_resnet50_fpn":
         from torchvision.models.detection import maskrcnn_resnet50_fpn_v2
 
+        # v2 uses plain BatchNorm throughout (as torchvision ships it); torchvision only honours
+        # trainable_backbone_layers when it loads the weights itself, so freeze stages here.
         model = maskrcnn_resnet50_fpn_v2(weights=None, weights_backbone=None, num_classes=91,
-                                         trainable_backbone_layers=trainable_backbone_layers,
                                          min_size=min_size, max_size=max_size)
+        keep = ["layer4", "layer3", "layer2", "layer1", "conv1"][:trainable_backbone_layers]
+        if trainable_backbone_layers == 5:
+            keep.append("bn1")
+        for name, p in model.backbone.body.named_parameters():
+            p.requires_grad_(any(name.startswith(k) for k in keep))
     else:
         norm = FrozenBatchNorm2d if pretrained else torch.nn.BatchNorm2d
         backbone = _resnet_fpn_extractor(resnet50(weights=None, norm_layer=norm), trainable_backbone_layers)

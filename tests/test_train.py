@@ -115,3 +115,20 @@ def test_transfer_modes_freeze_what_they_say(tmp_path):
     assert not any(p.requires_grad for n, p in ft.named_parameters() if n.startswith("backbone.body.layer3"))
     # Loaded weights really arrive (backbone conv1 equals the file's).
     assert torch.equal(fe.backbone.body.conv1.weight, coco_like.backbone.body.conv1.weight)
+
+
+def test_v2_arch_loads_weights_and_freezes_backbone_stages(tmp_path):
+    from torchvision.models.detection import maskrcnn_resnet50_fpn_v2
+
+    from pipeline.model import build_model
+
+    ref = maskrcnn_resnet50_fpn_v2(weights=None, weights_backbone=None, num_classes=91)
+    path = tmp_path / "v2.pth"
+    torch.save(ref.state_dict(), path)
+    m = build_model(3, {"kind": "path", "arch": "maskrcnn_resnet50_fpn_v2", "path": str(path)}, 1, 96, 128)
+    assert m.roi_heads.box_predictor.cls_score.out_features == 3
+    assert torch.equal(m.backbone.body.conv1.weight, ref.backbone.body.conv1.weight)
+    trainable = {n.split(".")[0] for n, p in m.backbone.body.named_parameters() if p.requires_grad}
+    assert trainable == {"layer4"}
+    scratch = build_model(3, {"kind": "none", "arch": "maskrcnn_resnet50_fpn_v2"}, 1, 96, 128)
+    assert all(p.requires_grad for p in scratch.backbone.body.parameters())
