@@ -45,23 +45,35 @@ def param_groups(model: torch.nn.Module, weight_decay: float) -> list[dict[str, 
     return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
 
 
-def batches(dataset, batch_size: int, seed: int, workers: int, start_epoch: int):
-    """Endless (epoch, batch) stream; each epoch shuffled by its own seeded generator."""
+def batches(dataset, batch_size: int, seed: int, workers: int, start_epoch: int, skip: int = 0):
+    """Endless (epoch, index-in-epoch, batch) stream; each epoch has its own seeded permutation.
+
+    `skip` batches of the first epoch are skipped without loading them, so a resumed run
+    sees exactly the batches an uninterrupted run would have seen.
+    """
+    n = len(dataset)
+    drop_last = n > batch_size
     epoch = start_epoch
     while True:
         g = torch.Generator().manual_seed(seed * 100003 + epoch)
-        loader = torch.utils.data.DataLoader(dataset, batch_size=batch_size, shuffle=True, generator=g,
-                                             num_workers=workers, collate_fn=collate,
-                                             pin_memory=torch.cuda.is_available(),
-                                             persistent_workers=False, drop_last=len(dataset) > batch_size)
-        for batch in loader:
-            yield epoch, batch
+        order = torch.randperm(n, generator=g).tolist()
+        stop = n - n % batch_size if drop_last else n
+        chunks = [order[i:i + batch_size] for i in range(0, stop, batch_size)]
+        loader = torch.utils.data.DataLoader(dataset, batch_sampler=chunks[skip:], num_workers=workers,
+                                             collate_fn=collate, pin_memory=torch.cuda.is_available(),
+                                             generator=g)  # own generator: the global RNG is checkpointed
+        for k, batch in enumerate(loader, start=skip):
+            yield epoch, k + 1 == len(chunks), batch
+        skip = 0
         epoch += 1
 
 
 def train(cfg: dict[str, Any], classes: list[str], model_cfg: dict[str, Any], weights_info: dict[str, Any],
-          train_json: Path, image_root: Path, out_dir: Path) -> dict[str, Any]:
-    """Run (or resume) training; writes last.pth, model_final.pth and metrics.csv into `out_dir`."""
+          train_json: Path, image_root: Path, out_dir: Path, stop_after: int | None = None) -> dict[str, Any]:
+    """Run (or resume) training; writes last.pth, model_final.pth and metrics.csv into `out_dir`.
+
+    `stop_after` ends the run early after that many iterations, as a kill would (tests use it).
+    """
     torch.manual_seed(cfg["seed"])
     device = pick_device(cfg["device"])
     dataset = CocoInstances(train_json, image_root, train_transforms(cfg["hflip_prob"]))
@@ -88,7 +100,7 @@ def train(cfg: dict[str, Any], classes: list[str], model_cfg: dict[str, Any], we
     scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
     out_dir.mkdir(parents=True, exist_ok=True)
     last, metrics_csv = out_dir / "last.pth", out_dir / "metrics.csv"
-    start_it, start_epoch = 0, 0
+    start_it, start_epoch, start_batch = 0, 0, 0
     run_config = json.dumps({"train": cfg, "model": model_cfg}, sort_keys=True)
     if last.exists():
         ckpt = load_checkpoint(last, classes)
@@ -99,7 +111,7 @@ def train(cfg: dict[str, Any], classes: list[str], model_cfg: dict[str, Any], we
         model.load_state_dict(ckpt["model"])
         optimizer.load_state_dict(ckpt["optimizer"])
         scheduler.load_state_dict(ckpt["lr_scheduler"])
-        start_it, start_epoch = ckpt["iteration"], ckpt["epoch"]
+        start_it, start_epoch, start_batch = ckpt["iteration"], ckpt["epoch"], ckpt["batch_in_epoch"]
         torch.set_rng_state(ckpt["rng"])
         log.info("resuming from %s at iteration %d", last, start_it)
     rows = []
@@ -107,9 +119,10 @@ def train(cfg: dict[str, Any], classes: list[str], model_cfg: dict[str, Any], we
         with open(metrics_csv) as f:
             rows = [r for r in csv.DictReader(f) if int(r["iteration"]) <= start_it]
 
-    def checkpoint(path: Path, it: int, epoch: int) -> None:
+    def checkpoint(path: Path, it: int, epoch: int, batch_in_epoch: int) -> None:
         save_checkpoint(path, model=model.state_dict(), optimizer=optimizer.state_dict(),
                         lr_scheduler=scheduler.state_dict(), iteration=it, epoch=epoch,
+                        batch_in_epoch=batch_in_epoch,
                         rng=torch.get_rng_state(), classes=list(classes),
                         config=run_config,
                         weights=json.dumps(weights_info))
@@ -121,11 +134,16 @@ def train(cfg: dict[str, Any], classes: list[str], model_cfg: dict[str, Any], we
     from tqdm import tqdm
 
     model.train()
-    stream = batches(dataset, cfg["batch_size"], cfg["seed"], cfg["workers"], start_epoch)
+    stream = batches(dataset, cfg["batch_size"], cfg["seed"], cfg["workers"], start_epoch, start_batch)
     bar = tqdm(range(start_it, total), desc="train", unit="it", file=sys.stderr, initial=start_it, total=total)
-    epoch = start_epoch
+    epoch, batch_in_epoch = start_epoch, start_batch
     for it in bar:
-        epoch, (images, targets) = next(stream)
+        if stop_after is not None and it >= stop_after:
+            return {"iterations": it, "stopped": True}
+        epoch, epoch_done, (images, targets) = next(stream)
+        # Position to resume from: next batch of this epoch, or the start of the next one.
+        batch_in_epoch = 0 if epoch_done else batch_in_epoch + 1
+        resume_epoch = epoch + 1 if epoch_done else epoch
         t0 = time.perf_counter()
         images = [im.to(device, non_blocking=True) for im in images]
         targets = [{k: (v.to(device) if torch.is_tensor(v) else v) for k, v in t.items()} for t in targets]
@@ -150,8 +168,8 @@ def train(cfg: dict[str, Any], classes: list[str], model_cfg: dict[str, Any], we
         rows.append({k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in row.items()})
         bar.set_postfix(loss=f"{loss.item():.3f}")
         if (it + 1) % cfg["checkpoint_every"] == 0 or it + 1 == total:
-            checkpoint(last, it + 1, epoch)
-    checkpoint(out_dir / "model_final.pth", total, epoch)
+            checkpoint(last, it + 1, resume_epoch, batch_in_epoch)
+    checkpoint(out_dir / "model_final.pth", total, resume_epoch, batch_in_epoch)
     meta = provenance({"train": cfg, "model": model_cfg, "classes": classes, "weights": weights_info})
     meta["device"] = str(device)
     from pipeline.io import write_json

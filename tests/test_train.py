@@ -1,4 +1,5 @@
 """Real Mask R-CNN steps on CPU with the rendered fixture."""
+import csv
 import json
 
 import pytest
@@ -75,6 +76,26 @@ def test_train_writes_checkpoints_and_resumes(shard_coco, rendered_shard, tmp_pa
     bad.write_bytes(b"not a checkpoint")
     with pytest.raises(ValueError, match="junk.pth: not a hangar-synth checkpoint"):
         load_checkpoint(bad)
+
+
+def test_resume_matches_uninterrupted_run(shard_coco, rendered_shard, tmp_path):
+    ann, root = write_train_json(shard_coco, rendered_shard, tmp_path)
+    # 2 images, batch 1: iterations cross an epoch boundary; the "kill" lands mid-epoch.
+    cfg = train_cfg(iterations=4, batch_size=1, checkpoint_every=1, hflip_prob=0.5)
+    train(cfg, CLASSES, MODEL_CFG, {"kind": "none"}, ann, root, tmp_path / "a")
+    stopped = train(cfg, CLASSES, MODEL_CFG, {"kind": "none"}, ann, root, tmp_path / "b", stop_after=3)
+    assert stopped["stopped"] and load_checkpoint(tmp_path / "b" / "last.pth")["iteration"] == 3
+    train(cfg, CLASSES, MODEL_CFG, {"kind": "none"}, ann, root, tmp_path / "b")
+    a = load_checkpoint(tmp_path / "a" / "model_final.pth")["model"]
+    b = load_checkpoint(tmp_path / "b" / "model_final.pth")["model"]
+    for k in a:
+        assert torch.allclose(a[k].float(), b[k].float(), atol=1e-5), k
+
+    def losses(run):
+        with open(tmp_path / run / "metrics.csv") as f:
+            return [(r["iteration"], round(float(r["loss"]), 3)) for r in csv.DictReader(f)]
+
+    assert losses("a") == losses("b") and len(losses("a")) == 4
 
 
 def test_nan_loss_stops_with_clear_error(shard_coco, rendered_shard, tmp_path):
