@@ -13,6 +13,7 @@ STAGES = {
     "evaluate": "pipeline.evaluate",
     "report": "pipeline.report",
     "contact-sheet": "pipeline.contact_sheet",
+    "predict": "pipeline.predict",
 }
 
 
