@@ -66,6 +66,18 @@ def test_smoke_workflow_end_to_end_and_targeted_reruns(tmp_path):
     assert planned_rules(tmp_path, report={"num_images": 2}) == {"report", "all"}
 
 
+def test_same_config_and_seed_give_byte_identical_dataset(tmp_path):
+    runs = [tmp_path / "a", tmp_path / "b"]
+    for run in runs:
+        run.mkdir()
+        smk(run, write_config(run), "--cores", "2", "results/smoke/dataset/train.json")
+    files = sorted(p.relative_to(runs[0]) for p in (runs[0] / "results/smoke").rglob("*")
+                   if p.suffix == ".json" and "manifest" not in p.name and "benchmarks" not in p.parts)
+    assert any(f.parts[-2] == "meta" for f in files) and any(f.parts[-2] == "coco" for f in files)
+    for f in files:
+        assert (runs[1] / f).read_bytes() == (runs[0] / f).read_bytes(), f
+
+
 def test_bad_config_fails_before_anything_runs(tmp_path):
     res = smk(tmp_path, write_config(tmp_path, render={"samples": 0}), "-n", check=False)
     assert res.returncode != 0
