@@ -140,11 +140,11 @@ def train(cfg: dict[str, Any], classes: list[str], model_cfg: dict[str, Any], we
     for it in bar:
         if stop_after is not None and it >= stop_after:
             return {"iterations": it, "stopped": True}
+        t0 = time.perf_counter()  # throughput includes waiting for data
         epoch, epoch_done, (images, targets) = next(stream)
         # Position to resume from: next batch of this epoch, or the start of the next one.
         batch_in_epoch = 0 if epoch_done else batch_in_epoch + 1
         resume_epoch = epoch + 1 if epoch_done else epoch
-        t0 = time.perf_counter()
         images = [im.to(device, non_blocking=True) for im in images]
         targets = [{k: (v.to(device) if torch.is_tensor(v) else v) for k, v in t.items()} for t in targets]
         with torch.autocast(device.type, dtype=torch.float16, enabled=use_amp):
