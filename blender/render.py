@@ -91,7 +91,7 @@ def camera_matrices(cam, width: int, height: int) -> dict[str, Any]:
             "focal_mm": round(data.lens, 4), "sensor_width_mm": data.sensor_width}
 
 
-def render_frame(bpy, spec: SceneSpec, shard_dir: Path, seed_key: list[int]) -> dict[str, Any]:
+def render_frame(bpy, spec: SceneSpec, shard_dir: Path, seed_key: list[int], keep_exr: bool = False) -> dict[str, Any]:
     """Build, render and label one frame; returns its metadata (also written to meta/)."""
     import cv2
 
@@ -120,7 +120,11 @@ def render_frame(bpy, spec: SceneSpec, shard_dir: Path, seed_key: list[int]) -> 
 
     instances = [o for o in spec.objects if o.instance_id > 0]
     ids, coverage = instance_map_from_exr(exr_tmp, {o.name: o.instance_id for o in instances})
-    exr_tmp.unlink()
+    if keep_exr:  # all passes (Object Index, CryptoObject, Combined) for inspection
+        (shard_dir / "exr").mkdir(exist_ok=True)
+        exr_tmp.replace(shard_dir / "exr" / f"{frame}.exr")
+    else:
+        exr_tmp.unlink()
     with atomic_path(shard_dir / "ids" / f"{frame}.png") as tmp:
         if not cv2.imwrite(str(tmp), ids):
             raise OSError(f"{tmp}: could not write instance map")
@@ -143,8 +147,12 @@ def render_frame(bpy, spec: SceneSpec, shard_dir: Path, seed_key: list[int]) -> 
     return meta
 
 
-def render_shard(render_cfg: dict[str, Any], seed: int, shard: int, out: Path) -> dict[str, Any]:
-    """Render every missing frame of `shard` into `out`; write manifest.json at the end."""
+def render_shard(render_cfg: dict[str, Any], seed: int, shard: int, out: Path,
+                 specs: list[SceneSpec] | None = None, keep_exr: bool = False) -> dict[str, Any]:
+    """Render every missing frame of `shard` into `out`; write manifest.json at the end.
+
+    With `specs`, render exactly those scenes (e.g. re-render frames from their metadata).
+    """
     from tqdm import tqdm
 
     bpy = _import_bpy()
@@ -155,12 +163,14 @@ def render_shard(render_cfg: dict[str, Any], seed: int, shard: int, out: Path) -
     frames = [f"s{shard:03d}_{i:05d}" for i in range(n)]
     timings = {"render_s": 0.0, "frames_rendered": 0}
     t_start = time.perf_counter()
+    if specs is not None:
+        frames = [s.frame for s in specs]
     for i, frame in enumerate(tqdm(frames, desc=f"render shard {shard}", unit="img", file=sys.stderr)):
         if (out / "meta" / f"{frame}.json").exists():
             continue  # finished in an earlier, interrupted run
         seed_key = [seed, shard, i]
-        spec = sample_scene(np.random.default_rng(seed_key), render_cfg, frame)
-        meta = render_frame(bpy, spec, out, seed_key)
+        spec = specs[i] if specs is not None else sample_scene(np.random.default_rng(seed_key), render_cfg, frame)
+        meta = render_frame(bpy, spec, out, seed_key, keep_exr)
         timings["render_s"] += meta["_render_s"]
         timings["frames_rendered"] += 1
     timings["wall_s"] = time.perf_counter() - t_start
@@ -183,10 +193,16 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, required=True)
     ap.add_argument("--shard", type=int, required=True)
     ap.add_argument("--out", type=Path, required=True, help="shard folder")
+    ap.add_argument("--keep-exr", action="store_true", help="keep the multilayer EXR of every frame in exr/")
+    ap.add_argument("--specs", type=Path, help="JSON list of scene specs (or frame metadata) to render instead")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     cfg = json.loads(args.render_json)
-    render_shard(cfg, args.seed, args.shard, args.out)
+    specs = None
+    if args.specs:
+        items = json.loads(args.specs.read_text())
+        specs = [SceneSpec.from_dict(d.get("scene", d)) for d in items]
+    render_shard(cfg, args.seed, args.shard, args.out, specs, args.keep_exr)
     return 0
 
 

@@ -81,6 +81,13 @@ class SceneSpec:
         """JSON-ready dict (tuples become lists)."""
         return asdict(self)
 
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "SceneSpec":
+        """Inverse of to_dict (e.g. the `scene` saved in a frame's metadata): re-render exactly."""
+        return cls(**{**d, "camera": CameraSpec(**d["camera"]),
+                      "lights": [LightSpec(**x) for x in d["lights"]],
+                      "objects": [ObjectSpec(**o) for o in d["objects"]]})
+
 
 def _u(rng: np.random.Generator, lo_hi) -> float:
     lo, hi = lo_hi
