@@ -68,10 +68,33 @@ def batches(dataset, batch_size: int, seed: int, workers: int, start_epoch: int,
         epoch += 1
 
 
+def validate(model, val_ds, device, iteration: int, val_rows: list, val_csv: Path, best_ap: float,
+             save_best) -> float:
+    """COCO AP on the validation split; append to val_metrics.csv; save best.pth on a new best segm AP."""
+    from pipeline.evaluate import coco_eval, predict
+
+    metrics = coco_eval(val_ds.coco, predict(model, val_ds, device, 0.05, 0.5))
+    model.train()
+    val_rows.append({"iteration": iteration, "segm_AP": f"{metrics['segm']['AP']:.6g}",
+                     "bbox_AP": f"{metrics['bbox']['AP']:.6g}", "segm_AP50": f"{metrics['segm']['AP50']:.6g}"})
+    with atomic_path(val_csv) as tmp, open(tmp, "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=list(val_rows[0]))
+        w.writeheader()
+        w.writerows(val_rows)
+    log.info("iteration %d: val segm AP %.4f, bbox AP %.4f", iteration, metrics["segm"]["AP"], metrics["bbox"]["AP"])
+    if metrics["segm"]["AP"] > best_ap:
+        save_best()
+        return metrics["segm"]["AP"]
+    return best_ap
+
+
 def train(cfg: dict[str, Any], classes: list[str], model_cfg: dict[str, Any], weights_info: dict[str, Any],
-          train_json: Path, image_root: Path, out_dir: Path, stop_after: int | None = None) -> dict[str, Any]:
+          train_json: Path, image_root: Path, out_dir: Path, stop_after: int | None = None,
+          val_json: Path | None = None) -> dict[str, Any]:
     """Run (or resume) training; writes last.pth, model_final.pth and metrics.csv into `out_dir`.
 
+    With `val_json` and `eval_every` > 0, segm/bbox AP on that split is measured every
+    `eval_every` iterations (val_metrics.csv) and the best segm AP model kept as best.pth.
     `stop_after` ends the run early after that many iterations, as a kill would (tests use it).
     """
     torch.manual_seed(cfg["seed"])
@@ -114,6 +137,17 @@ def train(cfg: dict[str, Any], classes: list[str], model_cfg: dict[str, Any], we
         start_it, start_epoch, start_batch = ckpt["iteration"], ckpt["epoch"], ckpt["batch_in_epoch"]
         torch.set_rng_state(ckpt["rng"])
         log.info("resuming from %s at iteration %d", last, start_it)
+    eval_every = cfg.get("eval_every", 0) if val_json is not None else 0
+    val_csv, best_ap = out_dir / "val_metrics.csv", -1.0
+    val_rows: list[dict[str, Any]] = []
+    if eval_every:
+        from pipeline.data import eval_transforms
+
+        val_ds = CocoInstances(val_json, image_root, eval_transforms())
+        if start_it and val_csv.exists():
+            with open(val_csv) as f:
+                val_rows = [r for r in csv.DictReader(f) if int(r["iteration"]) <= start_it]
+            best_ap = max([float(r["segm_AP"]) for r in val_rows], default=-1.0)
     rows = []
     if start_it and metrics_csv.exists():
         with open(metrics_csv) as f:
@@ -167,6 +201,9 @@ def train(cfg: dict[str, Any], classes: list[str], model_cfg: dict[str, Any], we
                "gpu_mem_mb": torch.cuda.max_memory_allocated() / 2**20 if device.type == "cuda" else 0.0}
         rows.append({k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in row.items()})
         bar.set_postfix(loss=f"{loss.item():.3f}")
+        if eval_every and ((it + 1) % eval_every == 0 or it + 1 == total):
+            best_ap = validate(model, val_ds, device, it + 1, val_rows, val_csv, best_ap,
+                               lambda: checkpoint(out_dir / "best.pth", it + 1, resume_epoch, batch_in_epoch))
         if (it + 1) % cfg["checkpoint_every"] == 0 or it + 1 == total:
             checkpoint(last, it + 1, resume_epoch, batch_in_epoch)
     checkpoint(out_dir / "model_final.pth", total, resume_epoch, batch_in_epoch)
@@ -181,6 +218,7 @@ def train(cfg: dict[str, Any], classes: list[str], model_cfg: dict[str, Any], we
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m pipeline train", description=__doc__)
     ap.add_argument("--train-json", type=Path, required=True)
+    ap.add_argument("--val-json", type=Path, help="split for periodic validation (train.eval_every)")
     ap.add_argument("--image-root", type=Path, required=True)
     ap.add_argument("--weights-json", type=Path, required=True)
     ap.add_argument("--classes", required=True, help="JSON list")
@@ -190,6 +228,7 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     result = train(json.loads(args.train_cfg), json.loads(args.classes), json.loads(args.model_cfg),
-                   read_json(args.weights_json), args.train_json, args.image_root, args.out_dir)
+                   read_json(args.weights_json), args.train_json, args.image_root, args.out_dir,
+                   val_json=args.val_json)
     log.info("done: %s", result)
     return 0

@@ -98,6 +98,18 @@ def test_resume_matches_uninterrupted_run(shard_coco, rendered_shard, tmp_path):
     assert losses("a") == losses("b") and len(losses("a")) == 4
 
 
+def test_periodic_validation_keeps_best_checkpoint(shard_coco, rendered_shard, tmp_path):
+    ann, root = write_train_json(shard_coco, rendered_shard, tmp_path)
+    out = tmp_path / "v"
+    train(train_cfg(iterations=2, eval_every=1), CLASSES, MODEL_CFG, {"kind": "none"}, ann, root, out, val_json=ann)
+    with open(out / "val_metrics.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert [r["iteration"] for r in rows] == ["1", "2"]
+    assert all(0.0 <= float(r["segm_AP"]) <= 1.0 for r in rows)
+    best = load_checkpoint(out / "best.pth", CLASSES)
+    assert best["iteration"] == 1 + max(range(2), key=lambda i: (float(rows[i]["segm_AP"]), -i))
+
+
 def test_nan_loss_stops_with_clear_error(shard_coco, rendered_shard, tmp_path):
     ann, root = write_train_json(shard_coco, rendered_shard, tmp_path)
     with pytest.raises(NonFiniteLoss, match="last good checkpoint"):

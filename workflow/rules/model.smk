@@ -22,6 +22,7 @@ rule train:
     """Fine-tune Mask R-CNN (3-class heads); resumes from last.pth if a previous run was cut off."""
     input:
         train=rules.split.output.train,
+        val=rules.split.output.val,
         weights=rules.weights.output.info,
     output:
         final=f"{OUT}/train/model_final.pth",
@@ -41,7 +42,7 @@ rule train:
         mem_mb=8000,
         runtime=240,
     shell:
-        "{PY} -m pipeline train --train-json {input.train:q} --image-root {params.root:q}"
+        "{PY} -m pipeline train --train-json {input.train:q} --val-json {input.val:q} --image-root {params.root:q}"
         " --weights-json {input.weights:q} --classes {params.classes:q} --model-cfg {params.model:q}"
         " --train-cfg {params.train:q} --out-dir {params.out_dir:q} > {log:q} 2>&1"
 
