@@ -13,18 +13,23 @@ from pipeline.io import atomic_path, read_json
 CLASS_RGB = [(230, 25, 75), (245, 130, 49), (60, 180, 75), (67, 99, 216), (145, 30, 180)]
 
 
+def class_color(category_id: int) -> tuple[int, int, int]:
+    """RGB colour of a COCO category id (1-based), shared by contact sheets, overlays and reports."""
+    return CLASS_RGB[(category_id - 1) % len(CLASS_RGB)]
+
+
 def overlay(image: np.ndarray, anns: list[dict], alpha: float = 0.5) -> np.ndarray:
     """Blend each annotation's mask in its class colour and outline its box."""
     out = image.astype(np.float32)
     for ann in anns:
         m = mask_utils.decode(ann["segmentation"]).astype(bool)
-        color = np.array(CLASS_RGB[(ann["category_id"] - 1) % len(CLASS_RGB)], np.float32)
+        color = np.array(class_color(ann["category_id"]), np.float32)
         out[m] = (1 - alpha) * out[m] + alpha * color
     img = Image.fromarray(out.clip(0, 255).astype(np.uint8))
     draw = ImageDraw.Draw(img)
     for ann in anns:
         x, y, w, h = ann["bbox"]
-        draw.rectangle([x, y, x + w - 1, y + h - 1], outline=CLASS_RGB[(ann["category_id"] - 1) % len(CLASS_RGB)])
+        draw.rectangle([x, y, x + w - 1, y + h - 1], outline=class_color(ann["category_id"]))
     return np.asarray(img)
 
 

@@ -90,15 +90,13 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     from pipeline.data import CocoInstances, eval_transforms
-    from pipeline.model import build_model, load_checkpoint
+    from pipeline.model import load_checkpoint, model_from_checkpoint
 
     eval_cfg, model_cfg = json.loads(args.eval_cfg), json.loads(args.model_cfg)
     gt = read_json(args.ann)
     classes = [c["name"] for c in sorted(gt["categories"], key=lambda c: c["id"])]
     ckpt = load_checkpoint(args.checkpoint, classes)
-    model = build_model(len(classes) + 1, json.loads(ckpt["weights"]), model_cfg["trainable_backbone_layers"],
-                        model_cfg["min_size_px"], model_cfg["max_size_px"], load_weights=False)
-    model.load_state_dict(ckpt["model"])
+    model = model_from_checkpoint(ckpt, model_cfg)
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     model.to(device)
     dataset = CocoInstances(args.ann, args.image_root, eval_transforms())

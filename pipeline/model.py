@@ -74,6 +74,16 @@ def count_trainable(model: torch.nn.Module) -> int:
     return sum(p.numel() for p in model.parameters() if p.requires_grad)
 
 
+def model_from_checkpoint(ckpt: dict[str, Any], model_cfg: dict[str, Any]) -> MaskRCNN:
+    """Rebuild the trained architecture of a loaded checkpoint (no pretrained file read) with its weights."""
+    import json
+
+    model = build_model(len(ckpt["classes"]) + 1, json.loads(ckpt["weights"]), model_cfg["trainable_backbone_layers"],
+                        model_cfg["min_size_px"], model_cfg["max_size_px"], load_weights=False)
+    model.load_state_dict(ckpt["model"])
+    return model
+
+
 def save_checkpoint(path: Path, **state: Any) -> None:
     """torch.save atomically (temp file then rename)."""
     from pipeline.io import atomic_path

@@ -49,15 +49,13 @@ def main(argv: list[str] | None = None) -> int:
 
     from pipeline.coco import encode_mask
     from pipeline.contact_sheet import overlay
-    from pipeline.model import build_model, load_checkpoint
+    from pipeline.model import load_checkpoint, model_from_checkpoint
 
     images = collect_images(args.inputs)
     ckpt = load_checkpoint(args.checkpoint)
     model_cfg = json.loads(ckpt["config"])["model"]
     classes = list(ckpt["classes"])
-    model = build_model(len(classes) + 1, json.loads(ckpt["weights"]), model_cfg["trainable_backbone_layers"],
-                        model_cfg["min_size_px"], model_cfg["max_size_px"], load_weights=False)
-    model.load_state_dict(ckpt["model"])
+    model = model_from_checkpoint(ckpt, model_cfg)
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     model.to(device).eval()
     results = []

@@ -14,7 +14,7 @@ import numpy as np
 
 from pipeline.io import atomic_path, provenance, read_json
 
-COLORS = ["#e6194b", "#f58231", "#3cb44b", "#4363d8", "#911eb4"]
+from pipeline.contact_sheet import class_color
 
 
 def _png_b64(fig) -> str:
@@ -63,7 +63,7 @@ def draw_predictions(image_path: Path, preds: list[dict[str, Any]], gt: list[dic
         if not anns:
             return out
         masks = torch.from_numpy(np.stack([mask_utils.decode(a["segmentation"]) for a in anns])).bool()
-        colors = [COLORS[(a["category_id"] - 1) % len(COLORS)] for a in anns]
+        colors = [class_color(a["category_id"]) for a in anns]
         out = draw_segmentation_masks(out, masks, alpha=0.45, colors=colors)
         boxes = torch.tensor([[x, y, x + w, y + h] for x, y, w, h in (a["bbox"] for a in anns)], dtype=torch.float)
         labels = [names[a["category_id"]] + (f" {a['score']:.2f}" if with_score else "") for a in anns]
@@ -108,7 +108,7 @@ def build_report(metrics: dict[str, Any], metrics_csv: Path, gt: dict[str, Any],
         b64 = base64.b64encode(Path(contact_sheet).read_bytes()).decode()
         sheet_html = (f"<h2>Dataset contact sheet</h2><p>Renders (left) and exact ground-truth masks (right).</p>"
                       f"<img src='data:image/png;base64,{b64}'>")
-    legend = " ".join(f"<span style='color:{COLORS[(i - 1) % len(COLORS)]}'>■ {html.escape(n)}</span>"
+    legend = " ".join(f"<span style='color:rgb{class_color(i)}'>■ {html.escape(n)}</span>"
                       for i, n in names.items())
     return f"""<!doctype html><html><head><meta charset="utf-8"><title>{html.escape(title)}</title>
 <style>body{{font-family:sans-serif;max-width:1100px;margin:2em auto;color:#222}}

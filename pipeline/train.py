@@ -14,7 +14,7 @@ from typing import Any
 import torch
 
 from pipeline.data import CocoInstances, collate, train_transforms
-from pipeline.io import atomic_path, provenance, read_json
+from pipeline.io import atomic_path, provenance, read_json, write_json
 from pipeline.model import build_model, count_trainable, load_checkpoint, save_checkpoint
 
 log = logging.getLogger(__name__)
@@ -209,8 +209,6 @@ def train(cfg: dict[str, Any], classes: list[str], model_cfg: dict[str, Any], we
     checkpoint(out_dir / "model_final.pth", total, resume_epoch, batch_in_epoch)
     meta = provenance({"train": cfg, "model": model_cfg, "classes": classes, "weights": weights_info})
     meta["device"] = str(device)
-    from pipeline.io import write_json
-
     write_json(out_dir / "provenance.json", meta)
     return {"iterations": total, "final_loss": float(rows[-1]["loss"]) if rows else None}
 
