@@ -16,7 +16,8 @@ STEEL = (0.45, 0.45, 0.47)
 def clear_scene() -> None:
     """Remove every object and data block from the previous frame so memory stays flat."""
     for coll in (bpy.data.objects, bpy.data.meshes, bpy.data.materials, bpy.data.lights,
-                 bpy.data.cameras, bpy.data.worlds, bpy.data.node_groups):
+                 bpy.data.cameras, bpy.data.worlds, bpy.data.node_groups, bpy.data.images,
+                 bpy.data.textures, bpy.data.actions, bpy.data.armatures, bpy.data.collections):
         for block in list(coll):
             coll.remove(block)
     bpy.data.orphans_purge(do_recursive=True)
@@ -267,7 +268,12 @@ def build_scene(spec: SceneSpec) -> bpy.types.Object:
     clear_scene()
     build_environment(spec)
     for obj in spec.objects:
-        BUILDERS.get(obj.kind, build_distractor)(obj)
+        if obj.params.get("asset"):
+            from blender.assets import build_asset
+
+            build_asset(obj, obj.params.get("color", (0.5, 0.5, 0.5)))
+        else:
+            BUILDERS.get(obj.kind, build_distractor)(obj)
     build_lights(spec)
     cam = build_camera(spec.camera)
     bpy.context.view_layer.update()

@@ -23,7 +23,7 @@ import numpy as np
 
 from blender.labels import instance_map_from_exr
 from blender.spec import SceneSpec, sample_scene
-from pipeline.io import atomic_path, provenance, write_json
+from pipeline.io import atomic_path, provenance, remove_stale_temps, write_json
 
 log = logging.getLogger("blender.render")
 
@@ -91,6 +91,43 @@ def camera_matrices(cam, width: int, height: int) -> dict[str, Any]:
             "focal_mm": round(data.lens, 4), "sensor_width_mm": data.sensor_width}
 
 
+def amodal_pixels(bpy, obj, cam_mats: dict[str, Any], width: int, height: int) -> tuple[int, int]:
+    """(pixels of the unoccluded silhouette inside the image, of the whole silhouette) for `obj`.
+
+    The evaluated mesh is projected with the frame's K and extrinsics and its triangles
+    filled on a canvas padded by one image size per side, so the part cut off by the
+    image border is counted too (truncation). Occlusion is ignored on purpose: this is
+    the amodal extent that the rendered (visible) mask is compared against.
+    """
+    import cv2
+
+    pad_x, pad_y = width, height
+    canvas = np.zeros((height + 2 * pad_y, width + 2 * pad_x), np.uint8)
+    depsgraph = bpy.context.evaluated_depsgraph_get()
+    eval_obj = obj.evaluated_get(depsgraph)
+    mesh = eval_obj.to_mesh()
+    try:
+        mesh.calc_loop_triangles()
+        world = np.array(obj.matrix_world)
+        verts = np.array([v.co for v in mesh.vertices], dtype=float)
+        tris = np.array([t.vertices for t in mesh.loop_triangles], dtype=int)
+    finally:
+        eval_obj.to_mesh_clear()
+    if len(tris) == 0:
+        return 0, 0
+    pts = (np.array(cam_mats["world_to_camera"]) @ (world @ np.c_[verts, np.ones(len(verts))].T))[:3]
+    uvw = np.array(cam_mats["K"]) @ pts
+    in_front = pts[2] > 1e-3
+    uv = (uvw[:2] / np.where(in_front, uvw[2], 1.0)).T - 0.5 + (pad_x, pad_y)  # cv2: integer = pixel centre
+    fixed = np.round(uv * 16).astype(np.int64)  # 4 fractional bits (shift=4)
+    fixed = np.clip(fixed, -2**20, 2**20)
+    for tri in tris:
+        if in_front[tri].all():
+            cv2.fillConvexPoly(canvas, fixed[tri].reshape(-1, 1, 2).astype(np.int32), 1, lineType=cv2.LINE_8, shift=4)
+    inside = int(canvas[pad_y:pad_y + height, pad_x:pad_x + width].sum())
+    return inside, int(canvas.sum())
+
+
 def render_frame(bpy, spec: SceneSpec, shard_dir: Path, seed_key: list[int], keep_exr: bool = False) -> dict[str, Any]:
     """Build, render and label one frame; returns its metadata (also written to meta/)."""
     import cv2
@@ -129,6 +166,18 @@ def render_frame(bpy, spec: SceneSpec, shard_dir: Path, seed_key: list[int], kee
         if not cv2.imwrite(str(tmp), ids):
             raise OSError(f"{tmp}: could not write instance map")
     width, height = spec.resolution_px
+    cam_mats = camera_matrices(cam, width, height)
+    records = []
+    for o in instances:
+        visible = int((ids == o.instance_id).sum())
+        in_frame, total = amodal_pixels(bpy, bpy.data.objects[o.name], cam_mats, width, height)
+        records.append({"id": o.instance_id, "name": o.name, "category": o.category, "visible_pixels": visible,
+                        "coverage": round(coverage[o.instance_id], 3),
+                        "amodal_pixels": in_frame,
+                        # visible / unoccluded-in-frame; the rasterised silhouette and the pixel-majority
+                        # mask differ by a fraction of a pixel along the edge, hence the cap.
+                        "visibility": round(min(1.0, visible / in_frame), 3) if in_frame else 0.0,
+                        "truncation": round(1.0 - in_frame / total, 3) if total else 1.0})
     meta = {
         "frame": frame,
         "file_name": f"rgb/{frame}.png",
@@ -136,10 +185,8 @@ def render_frame(bpy, spec: SceneSpec, shard_dir: Path, seed_key: list[int], kee
         "width": width,
         "height": height,
         "seed_key": seed_key,
-        "camera": camera_matrices(cam, width, height),
-        "instances": [{"id": o.instance_id, "name": o.name, "category": o.category,
-                       "visible_pixels": int((ids == o.instance_id).sum()),
-                       "coverage": round(coverage[o.instance_id], 3)} for o in instances],
+        "camera": cam_mats,
+        "instances": records,
         "scene": spec.to_dict(),
     }
     write_json(shard_dir / "meta" / f"{frame}.json", meta)
@@ -159,6 +206,9 @@ def render_shard(render_cfg: dict[str, Any], seed: int, shard: int, out: Path,
     bpy.ops.wm.read_factory_settings(use_empty=True)
     configure_render(bpy, render_cfg)
     out.mkdir(parents=True, exist_ok=True)
+    # A run killed mid-write (kill -9, node failure) leaves hidden temp files of atomic writes: drop them.
+    for sub in ("rgb", "ids", "meta"):
+        remove_stale_temps(out / sub)
     n = render_cfg["images_per_shard"]
     frames = [f"s{shard:03d}_{i:05d}" for i in range(n)]
     timings = {"render_s": 0.0, "frames_rendered": 0}
@@ -202,7 +252,12 @@ def main(argv: list[str] | None = None) -> int:
     if args.specs:
         items = json.loads(args.specs.read_text())
         specs = [SceneSpec.from_dict(d.get("scene", d)) for d in items]
-    render_shard(cfg, args.seed, args.shard, args.out, specs, args.keep_exr)
+    try:
+        render_shard(cfg, args.seed, args.shard, args.out, specs, args.keep_exr)
+    except ValueError as exc:  # AssetError and bad specs: one clear line, frames done so far are kept
+        log.error("%s", exc)
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
     return 0
 
 

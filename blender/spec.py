@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -176,6 +177,16 @@ def _place(rng: np.random.Generator, radius: float, placed: list[tuple[float, fl
     return None
 
 
+ASSET_SUFFIXES = (".blend", ".glb", ".gltf", ".obj")
+
+
+def asset_files(folder: str) -> list[str]:
+    """The model files of an asset folder, sorted (so the same seed picks the same file)."""
+    if not folder:
+        return []
+    return sorted(str(p) for p in Path(folder).iterdir() if p.suffix.lower() in ASSET_SUFFIXES and p.is_file())
+
+
 def sample_scene(rng: np.random.Generator, render_cfg: dict[str, Any], frame: str) -> SceneSpec:
     """Draw one warehouse scene from `rng` following the `render` config section."""
     width, height = render_cfg["resolution_px"]
@@ -197,6 +208,11 @@ def sample_scene(rng: np.random.Generator, render_cfg: dict[str, Any], frame: st
                 continue
             placed.append((*pos, FOOTPRINT_M[category]))
             params = pedestrian_params(rng) if category == PEDESTRIAN else pallet_jack_params(rng)
+            files = asset_files(render_cfg.get("assets", {}).get(category, ""))
+            # Drawn only when a folder is configured: procedural-only datasets stay as they were.
+            if files and rng.uniform() < render_cfg["asset_fraction"]:
+                params["asset"] = files[int(rng.integers(len(files)))]
+                params["asset_size_m"] = params["height_m"] if category == PEDESTRIAN else params["fork_length_m"] + 0.35
             objects.append(ObjectSpec(f"inst_{next_id:03d}", category, category, next_id,
                                       (round(pos[0], 4), round(pos[1], 4), 0.0),
                                       round(float(rng.uniform(-math.pi, math.pi)), 4), params))

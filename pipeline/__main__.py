@@ -8,6 +8,7 @@ STAGES = {
     "validate": "pipeline.config",
     "annotate": "pipeline.coco",
     "split": "pipeline.split",
+    "subset": "pipeline.split:subset_main",
     "weights": "pipeline.weights",
     "train": "pipeline.train",
     "evaluate": "pipeline.evaluate",
@@ -22,7 +23,8 @@ def main(argv: list[str] | None = None) -> int:
     if not argv or argv[0] not in STAGES:
         print(f"usage: python -m pipeline {{{','.join(STAGES)}}} [args]", file=sys.stderr)
         return 2
-    return importlib.import_module(STAGES[argv[0]]).main(argv[1:]) or 0
+    module, _, func = STAGES[argv[0]].partition(":")
+    return getattr(importlib.import_module(module), func or "main")(argv[1:]) or 0
 
 
 if __name__ == "__main__":

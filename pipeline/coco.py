@@ -37,12 +37,12 @@ def encode_mask(mask: np.ndarray) -> dict[str, Any]:
 
 
 def annotate_shard(shard_dir: Path, classes: list[str], min_visible_pixels: int,
-                   image_prefix: str = "") -> dict[str, Any]:
+                   image_prefix: str = "", min_visibility: float = 0.0) -> dict[str, Any]:
     """Build the COCO dict for one shard; image file names are `image_prefix` + meta file_name."""
     manifest = read_json(shard_dir / "manifest.json")
     cat_ids = {c["name"]: c["id"] for c in categories(classes)}
     images, annotations = [], []
-    dropped = 0
+    dropped: list[dict[str, Any]] = []
     for frame in manifest["frames"]:
         meta_path = shard_dir / "meta" / f"{frame}.json"
         meta = read_json(meta_path)
@@ -62,8 +62,11 @@ def annotate_shard(shard_dir: Path, classes: list[str], min_visible_pixels: int,
                                  f"not in classes {classes}")
             mask = ids == inst["id"]
             area = int(mask.sum())
-            if area < max(1, min_visible_pixels):
-                dropped += 1
+            visibility = inst.get("visibility", 1.0)  # metadata of renders before amodal counts: visible
+            if area < max(1, min_visible_pixels) or visibility < min_visibility:
+                dropped.append({"frame": frame, "instance_id": inst["id"], "category": inst["category"],
+                                "visible_pixels": area, "visibility": visibility,
+                                "reason": "min_visible_pixels" if area < max(1, min_visible_pixels) else "min_visibility"})
                 continue
             rle = encode_mask(mask)
             annotations.append({
@@ -71,12 +74,14 @@ def annotate_shard(shard_dir: Path, classes: list[str], min_visible_pixels: int,
                 "segmentation": rle, "area": float(mask_utils.area(rle)),
                 "bbox": [float(v) for v in mask_utils.toBbox(rle)], "iscrowd": 0,
                 "instance_id": inst["id"],
+                "visibility": visibility, "truncation": inst.get("truncation", 0.0),
             })
     for i, ann in enumerate(annotations):
         ann["id"] = i + 1
-    log.info("%s: %d images, %d annotations, %d instances below %d px dropped",
-             shard_dir, len(images), len(annotations), dropped, min_visible_pixels)
-    return {"info": {"description": "hangar-synth synthetic warehouse", "shard": manifest["shard"]},
+    log.info("%s: %d images, %d annotations, %d instances dropped (below %d px or visibility %.2f)",
+             shard_dir, len(images), len(annotations), len(dropped), min_visible_pixels, min_visibility)
+    return {"info": {"description": "hangar-synth synthetic warehouse", "shard": manifest["shard"],
+                     "dropped": dropped},
             "images": images, "annotations": annotations, "categories": categories(classes)}
 
 
@@ -87,10 +92,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("shard_dir", type=Path)
     ap.add_argument("--classes", required=True, help="JSON list of class names")
     ap.add_argument("--min-visible-pixels", type=int, default=30)
+    ap.add_argument("--min-visibility", type=float, default=0.0, help="drop instances less visible than this")
     ap.add_argument("--image-prefix", default="", help="prefix for file_name (path of the shard below the data root)")
     ap.add_argument("--out", type=Path, required=True)
     args = ap.parse_args(argv)
-    coco = annotate_shard(args.shard_dir, json.loads(args.classes), args.min_visible_pixels, args.image_prefix)
+    coco = annotate_shard(args.shard_dir, json.loads(args.classes), args.min_visible_pixels, args.image_prefix,
+                          args.min_visibility)
     write_json(args.out, coco, indent=None)
     return 0
 

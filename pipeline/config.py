@@ -37,7 +37,7 @@ def validate(cfg: dict[str, Any], source: str = "<config>") -> dict[str, Any]:
     schema = yaml.safe_load(SCHEMA_PATH.read_text())
     if not isinstance(cfg, dict):
         raise ConfigError(f"{source}: top level must be a mapping, got {type(cfg).__name__}")
-    for section in ("render", "annotate", "split", "model", "train", "evaluate", "report"):
+    for section in ("render", "annotate", "split", "model", "train", "evaluate", "report", "compare"):
         cfg.setdefault(section, {})
     cfg = _fill_defaults(schema, cfg)
     validator = jsonschema.Draft202012Validator(schema)
@@ -64,6 +64,28 @@ def validate(cfg: dict[str, Any], source: str = "<config>") -> dict[str, Any]:
     weights = cfg["model"]["weights"]
     if weights not in ("coco", "none") and not Path(weights).is_file():
         raise ConfigError(f"{source}: model.weights: {weights!r} is neither coco, none nor an existing file")
+    for cls, folder in cfg["render"]["assets"].items():
+        if not folder:
+            continue
+        if not Path(folder).is_dir():
+            raise ConfigError(f"{source}: render.assets.{cls}: {folder!r} is not a folder")
+        from blender.spec import asset_files
+
+        if not asset_files(folder):
+            raise ConfigError(f"{source}: render.assets.{cls}: {folder!r} holds no .blend, .glb, .gltf or .obj file")
+    if cfg["compare"]["zero_shot"] and weights == "none":
+        raise ConfigError(f"{source}: compare.zero_shot needs a pretrained model (model.weights coco or a path), "
+                          "got none")
+    for cls in cfg["compare"]["zero_shot_map"]:
+        if cls not in cfg["classes"]:
+            raise ConfigError(f"{source}: compare.zero_shot_map: {cls!r} is not one of classes {cfg['classes']}")
+    real = cfg["evaluate"]["real_ann"], cfg["evaluate"]["real_image_root"]
+    if bool(real[0]) != bool(real[1]):
+        raise ConfigError(f"{source}: evaluate.real_ann and evaluate.real_image_root go together (one is empty)")
+    if real[0] and not Path(real[0]).is_file():
+        raise ConfigError(f"{source}: evaluate.real_ann: {real[0]!r} does not exist")
+    if real[1] and not Path(real[1]).is_dir():
+        raise ConfigError(f"{source}: evaluate.real_image_root: {real[1]!r} is not a folder")
     return cfg
 
 

@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 
+from pipeline.analysis import confusion_matrix, per_image_errors, pr_curves
 from pipeline.io import read_json, write_json
 
 log = logging.getLogger(__name__)
@@ -49,12 +50,36 @@ def coco_eval(gt: dict[str, Any], predictions: list[dict[str, Any]]) -> dict[str
         for k, cat_id in enumerate(ev.params.catIds):
             p = precision[:, :, k, 0, -1]
             per_class[names[cat_id]] = float(p[p > -1].mean()) if (p > -1).any() else -1.0
-        results[iou_type] = {**stats, "per_class": per_class, "summary": buf.getvalue()}
+        # Only the table: pycocotools also prints timings, which would make the file differ run to run.
+        summary = "\n".join(line for line in buf.getvalue().splitlines() if line.lstrip().startswith("Average"))
+        results[iou_type] = {**stats, "per_class": per_class, "summary": summary, "pr": pr_curves(ev, names)}
     return results
 
 
-def predict(model, dataset, device, score_threshold: float, mask_threshold: float) -> list[dict[str, Any]]:
-    """COCO-format results (bbox xywh, RLE segm, score) for every image of `dataset`."""
+def general_label_map(classes: list[str], zero_shot_map: dict[str, str]) -> dict[int, int]:
+    """COCO label of the general model -> our category id, e.g. COCO `person` -> `pedestrian`.
+
+    Classes the map leaves out (pallet_jack: COCO has no such category) get no predictions.
+    """
+    from torchvision.models.detection import MaskRCNN_ResNet50_FPN_Weights
+
+    coco_names = MaskRCNN_ResNet50_FPN_Weights.COCO_V1.meta["categories"]
+    out = {}
+    for ours, theirs in zero_shot_map.items():
+        if ours not in classes:
+            raise ValueError(f"compare.zero_shot_map: {ours!r} is not one of classes {classes}")
+        if theirs not in coco_names:
+            raise ValueError(f"compare.zero_shot_map: {theirs!r} is not a COCO category of the general model")
+        out[coco_names.index(theirs)] = classes.index(ours) + 1
+    return out
+
+
+def predict(model, dataset, device, score_threshold: float, mask_threshold: float,
+            label_map: dict[int, int] | None = None) -> list[dict[str, Any]]:
+    """COCO-format results (bbox xywh, RLE segm, score) for every image of `dataset`.
+
+    With `label_map` (general COCO model) only mapped labels are kept, renamed to our ids.
+    """
     import torch
     from tqdm import tqdm
 
@@ -68,8 +93,10 @@ def predict(model, dataset, device, score_threshold: float, mask_threshold: floa
             pred = model([image.to(device)])[0]
             for box, label, score, mask in zip(pred["boxes"].cpu().numpy(), pred["labels"].cpu().numpy(),
                                                pred["scores"].cpu().numpy(), pred["masks"].cpu().numpy()):
-                if score < score_threshold:
+                if score < score_threshold or (label_map is not None and int(label) not in label_map):
                     continue
+                if label_map is not None:
+                    label = label_map[int(label)]
                 x0, y0, x1, y1 = (float(v) for v in box)
                 out.append({"image_id": int(target["image_id"]), "category_id": int(label),
                             "bbox": [x0, y0, x1 - x0, y1 - y0], "score": float(score),
@@ -79,7 +106,11 @@ def predict(model, dataset, device, score_threshold: float, mask_threshold: floa
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m pipeline evaluate", description=__doc__)
-    ap.add_argument("--checkpoint", type=Path, required=True)
+    src = ap.add_mutually_exclusive_group(required=True)
+    src.add_argument("--checkpoint", type=Path, help="fine-tuned checkpoint (model_final.pth)")
+    src.add_argument("--general-weights", type=Path, metavar="WEIGHTS_JSON",
+                     help="zero-shot: the general COCO model of weights.json, labels mapped by --zero-shot-map")
+    ap.add_argument("--zero-shot-map", default='{"pedestrian": "person"}', help="JSON {our class: COCO class}")
     ap.add_argument("--ann", type=Path, required=True, help="COCO JSON of the split to evaluate")
     ap.add_argument("--image-root", type=Path, required=True)
     ap.add_argument("--eval-cfg", required=True, help="`evaluate` config section as JSON")
@@ -95,16 +126,31 @@ def main(argv: list[str] | None = None) -> int:
     eval_cfg, model_cfg = json.loads(args.eval_cfg), json.loads(args.model_cfg)
     gt = read_json(args.ann)
     classes = [c["name"] for c in sorted(gt["categories"], key=lambda c: c["id"])]
-    ckpt = load_checkpoint(args.checkpoint, classes)
-    model = model_from_checkpoint(ckpt, model_cfg)
+    label_map = None
+    if args.checkpoint:
+        model = model_from_checkpoint(load_checkpoint(args.checkpoint, classes), model_cfg)
+    else:
+        from pipeline.model import build_model
+
+        info = read_json(args.general_weights)
+        if info["kind"] == "none":
+            raise ValueError(f"{args.general_weights}: zero-shot needs pretrained weights (model.weights coco or a "
+                             "path), not none")
+        model = build_model(91, info, 0, model_cfg["min_size_px"], model_cfg["max_size_px"], replace_heads=False)
+        label_map = general_label_map(classes, json.loads(args.zero_shot_map))
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     model.to(device)
     dataset = CocoInstances(args.ann, args.image_root, eval_transforms())
-    preds = predict(model, dataset, device, eval_cfg["score_threshold"], eval_cfg["mask_threshold"])
+    preds = predict(model, dataset, device, eval_cfg["score_threshold"], eval_cfg["mask_threshold"], label_map)
     metrics = coco_eval(gt, preds)
+    thr, iou = eval_cfg["confusion_score_threshold"], eval_cfg["match_iou"]
+    metrics["confusion"] = confusion_matrix(gt, preds, thr, iou)
+    metrics["per_image"] = per_image_errors(gt, preds, thr, iou)
+    if label_map is not None:
+        metrics["not_detectable"] = [c for i, c in enumerate(classes, 1) if i not in label_map.values()]
     metrics["num_images"] = len(dataset)
     metrics["num_predictions"] = len(preds)
-    metrics["checkpoint"] = str(args.checkpoint)
+    metrics["model"] = str(args.checkpoint or f"general COCO model ({args.general_weights})")
     write_json(args.out_dir / "predictions.json", preds, indent=None)
     write_json(args.out_dir / "metrics.json", metrics)
     log.info("segm AP %.3f, bbox AP %.3f over %d images", metrics["segm"]["AP"], metrics["bbox"]["AP"], len(dataset))

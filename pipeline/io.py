@@ -13,6 +13,15 @@ from pathlib import Path
 from typing import Any, Iterator
 
 
+def remove_stale_temps(folder: str | os.PathLike) -> int:
+    """Delete temp files that atomic_path left in `folder` when a process was killed mid-write."""
+    folder = Path(folder)
+    stale = [p for p in folder.glob(".*") if p.is_file()] if folder.is_dir() else []
+    for p in stale:
+        p.unlink()
+    return len(stale)
+
+
 @contextmanager
 def atomic_path(path: str | os.PathLike, suffix: str | None = None) -> Iterator[Path]:
     """Yield a temp path in the destination folder; rename it onto `path` only on success."""

@@ -17,7 +17,7 @@ TRANSFER_MODES = ("feature_extraction", "fine_tune", "full")
 
 def build_model(num_classes: int, weights_info: dict[str, Any], trainable_backbone_layers: int = 3,
                 min_size: int = 800, max_size: int = 1333, load_weights: bool = True,
-                transfer: str = "fine_tune") -> MaskRCNN:
+                transfer: str = "fine_tune", replace_heads: bool = True) -> MaskRCNN:
     """Mask R-CNN ResNet50-FPN: load COCO (or given) weights, then swap box/mask predictors.
 
     Built the way torchvision builds it: with pretrained weights FrozenBatchNorm and
@@ -27,7 +27,8 @@ def build_model(num_classes: int, weights_info: dict[str, Any], trainable_backbo
     `transfer`: feature_extraction (only roi_heads learn), fine_tune (last
     `trainable_backbone_layers` ResNet stages + FPN, RPN, heads) or full.
     `load_weights=False` builds the same architecture without reading the file
-    (used when a fine-tuned checkpoint is loaded next).
+    (used when a fine-tuned checkpoint is loaded next). `replace_heads=False` keeps the
+    91-class COCO heads: the general model, evaluated zero-shot.
     """
     arch = weights_info.get("arch", "maskrcnn_resnet50_fpn")
     pretrained = weights_info["kind"] in ("coco", "path")
@@ -60,6 +61,8 @@ def build_model(num_classes: int, weights_info: dict[str, Any], trainable_backbo
             model.load_state_dict(state)
         except RuntimeError as exc:
             raise ValueError(f"{path}: not a {arch} COCO state dict ({str(exc).splitlines()[0]})") from None
+    if not replace_heads:
+        return model
     in_features = model.roi_heads.box_predictor.cls_score.in_features
     model.roi_heads.box_predictor = FastRCNNPredictor(in_features, num_classes)
     in_mask = model.roi_heads.mask_predictor.conv5_mask.in_channels

@@ -1,9 +1,8 @@
-"""Self-contained HTML report: metrics table, loss curve, predictions drawn on images."""
+"""Self-contained HTML report + Markdown summary + metrics JSON: is the fine-tuned model better, where, why."""
 from __future__ import annotations
 
 import argparse
 import base64
-import csv
 import html
 import io
 import json
@@ -12,40 +11,14 @@ from typing import Any
 
 import numpy as np
 
-from pipeline.io import atomic_path, provenance, read_json
-
 from pipeline.contact_sheet import class_color
+from pipeline.io import atomic_path, provenance, read_json, write_json
+from pipeline import plots
 
 
-def _png_b64(fig) -> str:
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=100, bbox_inches="tight")
-    return base64.b64encode(buf.getvalue()).decode()
-
-
-def _fmt(value: float) -> str:
+def _fmt(value: float | None) -> str:
     """COCOeval reports -1 where a metric has no ground truth (e.g. no large objects)."""
-    return "n/a" if value < 0 else f"{value:.3f}"
-
-
-def loss_plot(metrics_csv: Path) -> str:
-    """Loss components and lr against iteration, as base64 PNG."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    with open(metrics_csv) as f:
-        rows = list(csv.DictReader(f))
-    it = [int(r["iteration"]) for r in rows]
-    fig, (ax, ax2) = plt.subplots(1, 2, figsize=(10, 3.5))
-    for key in ("loss", "loss_classifier", "loss_box_reg", "loss_mask", "loss_objectness", "loss_rpn_box_reg"):
-        ax.plot(it, [float(r[key]) for r in rows], label=key, lw=2 if key == "loss" else 1)
-    ax.set_xlabel("iteration"); ax.set_ylabel("loss"); ax.legend(fontsize=7); ax.set_title("training loss")
-    ax2.plot(it, [float(r["lr"]) for r in rows]); ax2.set_xlabel("iteration"); ax2.set_title("learning rate")
-    out = _png_b64(fig)
-    plt.close(fig)
-    return out
+    return "n/a" if value is None or value < 0 else f"{value:.3f}"
 
 
 def draw_predictions(image_path: Path, preds: list[dict[str, Any]], gt: list[dict[str, Any]],
@@ -77,11 +50,70 @@ def draw_predictions(image_path: Path, preds: list[dict[str, Any]], gt: list[dic
     return base64.b64encode(buf.getvalue()).decode()
 
 
+def _label(name: str) -> str:
+    if name == "zero_shot":
+        return "general COCO model, zero-shot"
+    if name == "real":
+        return "this model on real photos"
+    if name.startswith("mode_"):
+        return "transfer: " + name[len("mode_"):].replace("_", " ")
+    return f"{name[1:]} training images"
+
+
+def summarise(metrics: dict[str, Any], compare: dict[str, dict[str, Any]], train_images: int,
+              transfer: str) -> dict[str, Any]:
+    """The comparison rows (main model first) and the data-efficiency points, as plain numbers."""
+    def row(name, label, m):
+        return {"name": name, "label": label, "segm_AP": m["segm"]["AP"], "segm_AP50": m["segm"]["AP50"],
+                "bbox_AP": m["bbox"]["AP"], "per_class_segm": m["segm"]["per_class"],
+                "not_detectable": m.get("not_detectable", []), "num_images": m.get("num_images")}
+    rows = [row("main", f"this model ({transfer}, {train_images} training images)", metrics)]
+    rows += [row(n, _label(n), m) for n, m in compare.items()]
+    points = [{"train_images": int(r["name"][1:]), "segm_AP": r["segm_AP"], "bbox_AP": r["bbox_AP"]}
+              for r in rows if r["name"][0] == "n" and r["name"][1:].isdigit()]
+    if points and train_images not in {p["train_images"] for p in points}:
+        points.append({"train_images": train_images, "segm_AP": metrics["segm"]["AP"], "bbox_AP": metrics["bbox"]["AP"]})
+        points.sort(key=lambda p: p["train_images"])
+    return {"rows": rows, "data_efficiency": points}
+
+
+def headline(summary: dict[str, Any]) -> str:
+    """One sentence a manager can read: the fine-tuned model against the general one, if measured."""
+    main = summary["rows"][0]
+    text = f"This model: mask AP {_fmt(main['segm_AP'])} (box AP {_fmt(main['bbox_AP'])})."
+    general = next((r for r in summary["rows"] if r["name"] == "zero_shot"), None)
+    if general:
+        ped = general["per_class_segm"].get("pedestrian", -1)
+        text += (f" The general COCO model scores mask AP {_fmt(general['segm_AP'])} on the same images "
+                 f"(pedestrian {_fmt(ped)} vs {_fmt(main['per_class_segm'].get('pedestrian', -1))} here)"
+                 f" and cannot detect {', '.join(general['not_detectable']) or 'nothing'} at all.")
+    return text
+
+
+def comparison_table(summary: dict[str, Any], classes: list[str], markdown: bool = False) -> str:
+    head = ["model", "mask AP", "mask AP50", "box AP"] + [f"{c} mask AP" for c in classes]
+    body = []
+    for r in summary["rows"]:
+        cells = [r["label"], _fmt(r["segm_AP"]), _fmt(r["segm_AP50"]), _fmt(r["bbox_AP"])]
+        cells += ["not detectable" if c in r["not_detectable"] else _fmt(r["per_class_segm"].get(c, -1))
+                  for c in classes]
+        body.append(cells)
+    if markdown:
+        lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+        return "\n".join(lines + ["| " + " | ".join(c) + " |" for c in body])
+    th = "".join(f"<th>{html.escape(h)}</th>" for h in head)
+    tr = "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in cells) + "</tr>" for cells in body)
+    return f"<table><tr>{th}</tr>{tr}</table>"
+
+
 def build_report(metrics: dict[str, Any], metrics_csv: Path, gt: dict[str, Any], preds: list[dict[str, Any]],
                  image_root: Path, num_images: int, threshold: float, title: str,
-                 prov: dict[str, Any] | None = None, contact_sheet: Path | None = None) -> str:
+                 prov: dict[str, Any] | None = None, contact_sheet: Path | None = None,
+                 summary: dict[str, Any] | None = None, val_csv: Path | None = None) -> str:
     """The HTML text of the report (all images embedded)."""
     names = {c["id"]: c["name"] for c in gt["categories"]}
+    classes = [names[k] for k in sorted(names)]
+    summary = summary or summarise(metrics, {}, -1, "?")
     rows = []
     for iou_type in ("bbox", "segm"):
         m = metrics[iou_type]
@@ -89,19 +121,53 @@ def build_report(metrics: dict[str, Any], metrics_csv: Path, gt: dict[str, Any],
         rows.append(f"<tr><th>{iou_type}</th>{cells}</tr>")
     per_class = "".join(
         f"<tr><th>{html.escape(n)}</th><td>{_fmt(metrics['bbox']['per_class'].get(n, -1))}</td>"
-        f"<td>{_fmt(metrics['segm']['per_class'].get(n, -1))}</td></tr>" for n in names.values())
+        f"<td>{_fmt(metrics['segm']['per_class'].get(n, -1))}</td></tr>" for n in classes)
+    sections = []
+    if len(summary["rows"]) > 1:
+        sections.append(f"<h2>Comparison (same evaluation images)</h2>{comparison_table(summary, classes)}")
+    if summary["data_efficiency"]:
+        general = next((r["segm_AP"] for r in summary["rows"] if r["name"] == "zero_shot"), None)
+        sections.append("<h2>Data efficiency</h2><img src='data:image/png;base64,"
+                        f"{plots.efficiency_plot(summary['data_efficiency'], general)}'>")
+    figs = []
+    if "pr" in metrics["segm"]:
+        figs.append(plots.pr_plot(metrics["segm"]["pr"], "mask precision-recall"))
+        figs.append(plots.pr_plot(metrics["bbox"]["pr"], "box precision-recall"))
+    if "confusion" in metrics:
+        figs.append(plots.confusion_plot(metrics["confusion"]))
+    if figs:
+        sections.append("<h2>Where it goes wrong</h2><p>Precision-recall per class (solid IoU 0.50, dashed 0.75); "
+                        "confusion matrix: rows are the true class (background = false positive), columns the "
+                        "prediction (missed = nothing matched).</p>"
+                        + "".join(f"<img class='fig' src='data:image/png;base64,{b}'>" for b in figs))
+    training = f"<img src='data:image/png;base64,{plots.loss_plot(metrics_csv)}'>"
+    if val_csv is not None and Path(val_csv).is_file() and plots.read_csv(val_csv):
+        training += (f"<p>AP over training (validation split, every train.eval_every iterations; best.pth is the "
+                     f"best segm AP):</p><img class='fig' src='data:image/png;base64,{plots.val_ap_plot(val_csv)}'>")
     by_img: dict[int, list] = {}
     for p in preds:
         by_img.setdefault(p["image_id"], []).append(p)
     gt_by_img: dict[int, list] = {}
     for a in gt["annotations"]:
         gt_by_img.setdefault(a["image_id"], []).append(a)
+    per_image = metrics.get("per_image") or [{"image_id": im["id"], "file_name": im["file_name"]} for im in gt["images"]]
+    worst = per_image[: (num_images + 1) // 2]
+    best = [r for r in reversed(per_image) if r not in worst][: num_images // 2]
     gallery = []
-    for im in gt["images"][:num_images]:
-        b64 = draw_predictions(image_root / im["file_name"], by_img.get(im["id"], []), gt_by_img.get(im["id"], []),
-                               names, threshold)
-        gallery.append(f"<figure><img src='data:image/png;base64,{b64}'><figcaption>{html.escape(im['file_name'])}: "
-                       f"ground truth (left), predictions with score ≥ {threshold} (right)</figcaption></figure>")
+    for kind, chosen in (("worst", worst), ("best", best)):
+        for r in chosen:
+            b64 = draw_predictions(image_root / r["file_name"], by_img.get(r["image_id"], []),
+                                   gt_by_img.get(r["image_id"], []), names, threshold)
+            errs = f" — {r['errors']} errors (fp {r['fp']}, fn {r['fn']}, wrong class {r['wrong_class']})" if "errors" in r else ""
+            gallery.append(f"<figure><img src='data:image/png;base64,{b64}'><figcaption>{kind}: "
+                           f"{html.escape(r['file_name'])}{errs}</figcaption></figure>")
+    error_rows = "".join(
+        f"<tr><td style='text-align:left'>{html.escape(r['file_name'])}</td><td>{r['objects']}</td><td>{r['tp']}</td>"
+        f"<td>{r['fp']}</td><td>{r['fn']}</td><td>{r['wrong_class']}</td><td>{_fmt(r['mean_iou'])}</td></tr>"
+        for r in per_image[:15] if "errors" in r)
+    if error_rows:
+        sections.append("<h2>Per-image errors (worst first)</h2><table><tr><th>image</th><th>objects</th><th>tp</th>"
+                        f"<th>fp</th><th>fn</th><th>wrong class</th><th>mean IoU</th></tr>{error_rows}</table>")
     note = metrics["segm"].get("note", "")
     sheet_html = ""
     if contact_sheet is not None:
@@ -113,34 +179,81 @@ def build_report(metrics: dict[str, Any], metrics_csv: Path, gt: dict[str, Any],
     return f"""<!doctype html><html><head><meta charset="utf-8"><title>{html.escape(title)}</title>
 <style>body{{font-family:sans-serif;max-width:1100px;margin:2em auto;color:#222}}
 table{{border-collapse:collapse;margin:1em 0}}td,th{{border:1px solid #ccc;padding:4px 10px;text-align:right}}
-figure{{display:inline-block;margin:6px}}img{{max-width:100%}}figcaption{{font-size:12px;color:#555}}</style></head>
+figure{{display:inline-block;margin:6px}}img{{max-width:100%}}img.fig{{max-width:49%}}
+figcaption{{font-size:12px;color:#555}}.headline{{font-size:1.2em;background:#eef5ff;padding:.6em}}</style></head>
 <body><h1>{html.escape(title)}</h1>
+<p class="headline">{html.escape(headline(summary))}</p>
 <p>Evaluated on {metrics.get('num_images', '?')} images, {metrics.get('num_predictions', '?')} predictions. {html.escape(note)}</p>
 <h2>COCO metrics</h2><table><tr><th></th><th>AP</th><th>AP50</th><th>AP75</th><th>AP small</th><th>AP medium</th>
 <th>AP large</th><th>AR100</th></tr>{''.join(rows)}</table>
 <h2>Per-class AP (IoU 0.50:0.95)</h2><table><tr><th>class</th><th>bbox</th><th>segm</th></tr>{per_class}</table>
-<h2>Training</h2><img src="data:image/png;base64,{loss_plot(metrics_csv)}">
-{sheet_html}<h2>Predictions</h2><p>{legend}</p>{''.join(gallery)}
+{''.join(sections)}
+<h2>Training</h2>{training}
+{sheet_html}<h2>Predictions: worst and best images</h2><p>{legend}</p>{''.join(gallery)}
 <h2>Provenance</h2><pre>{html.escape(json.dumps(prov or {}, indent=1, sort_keys=True))}</pre>
 </body></html>"""
+
+
+def markdown_summary(title: str, metrics: dict[str, Any], summary: dict[str, Any], classes: list[str]) -> str:
+    lines = [f"# {title}", "", headline(summary), "", comparison_table(summary, classes, markdown=True), ""]
+    if summary["data_efficiency"]:
+        lines += ["## Data efficiency", "", "| training images | mask AP | box AP |", "|---|---|---|"]
+        lines += [f"| {p['train_images']} | {_fmt(p['segm_AP'])} | {_fmt(p['bbox_AP'])} |"
+                  for p in summary["data_efficiency"]] + [""]
+    if "confusion" in metrics:
+        c = metrics["confusion"]
+        lines += [f"## Confusion (score ≥ {c['score_threshold']}, IoU ≥ {c['iou_threshold']})", "",
+                  "| true \\ predicted | " + " | ".join(c["predicted"]) + " |", "|" + "---|" * (len(c["predicted"]) + 1)]
+        lines += [f"| {t} | " + " | ".join(str(v) for v in row) + " |" for t, row in zip(c["true"], c["matrix"])]
+        lines.append("")
+    return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m pipeline report", description=__doc__)
     ap.add_argument("--metrics", type=Path, required=True)
     ap.add_argument("--predictions", type=Path, required=True)
-    ap.add_argument("--metrics-csv", type=Path, required=True)
+    ap.add_argument("--metrics-csv", type=Path, required=True, help="train/metrics.csv (val_metrics.csv beside it is used if present)")
     ap.add_argument("--ann", type=Path, required=True)
+    ap.add_argument("--train-json", type=Path, help="training split, for its image count")
     ap.add_argument("--image-root", type=Path, required=True)
     ap.add_argument("--contact-sheet", type=Path, help="PNG of renders with masks to embed")
+    ap.add_argument("--compare", nargs="*", default=[], metavar="NAME=METRICS_JSON",
+                    help="other models' metrics: mode_<transfer>, n<images>, zero_shot, real")
     ap.add_argument("--report-cfg", required=True, help="`report` config section as JSON")
     ap.add_argument("--title", default="hangar-synth evaluation")
     ap.add_argument("--out", type=Path, required=True)
+    ap.add_argument("--summary", type=Path, help="Markdown summary to write")
+    ap.add_argument("--metrics-out", type=Path, help="combined metrics JSON to write")
     args = ap.parse_args(argv)
     cfg = json.loads(args.report_cfg)
-    text = build_report(read_json(args.metrics), args.metrics_csv, read_json(args.ann), read_json(args.predictions),
-                        args.image_root, cfg["num_images"], cfg["draw_score_threshold"], args.title,
-                        provenance({"report": cfg}), args.contact_sheet)
+    compare = {}
+    for item in args.compare:
+        name, sep, path = item.partition("=")
+        if not sep:
+            raise SystemExit(f"--compare {item!r}: expected NAME=path/to/metrics.json")
+        compare[name] = read_json(Path(path))
+    metrics, gt = read_json(args.metrics), read_json(args.ann)
+    prov = provenance({"report": cfg})
+    train_images = len(read_json(args.train_json)["images"]) if args.train_json else -1
+    transfer = prov.get("config", {}).get("model", {}).get("transfer", "fine_tune")
+    train_prov = args.metrics_csv.parent / "provenance.json"
+    if train_prov.is_file():
+        tp = read_json(train_prov).get("config", {})
+        transfer = tp.get("model", {}).get("transfer", transfer).replace("_", " ")
+        if tp.get("weights", {}).get("kind") == "none":
+            transfer = "from scratch"
+    summary = summarise(metrics, compare, train_images, transfer)
+    classes = [c["name"] for c in sorted(gt["categories"], key=lambda c: c["id"])]
+    text = build_report(metrics, args.metrics_csv, gt, read_json(args.predictions), args.image_root,
+                        cfg["num_images"], cfg["draw_score_threshold"], args.title, prov, args.contact_sheet,
+                        summary, args.metrics_csv.parent / "val_metrics.csv")
+    if args.metrics_out:
+        write_json(args.metrics_out, {"main": {k: metrics[k] for k in ("bbox", "segm", "num_images")},
+                                      "confusion": metrics.get("confusion"), **summary})
+    if args.summary:
+        with atomic_path(args.summary) as tmp:
+            tmp.write_text(markdown_summary(args.title, metrics, summary, classes))
     with atomic_path(args.out) as tmp:
         tmp.write_text(text)
     return 0

@@ -77,3 +77,27 @@ def main(argv: list[str] | None = None) -> int:
     for name, coco in split(merged, json.loads(args.fractions), args.seed).items():
         write_json(args.out_dir / f"{name}.json", coco, indent=None)
     return 0
+
+
+def subset(coco: dict[str, Any], num_images: int, source: Path) -> dict[str, Any]:
+    """The first `num_images` images of a split (already shuffled by `split`) and their annotations.
+
+    Nested: the 25-image set is part of the 50-image set, so a data-efficiency curve
+    measures more data, not different data.
+    """
+    if num_images > len(coco["images"]):
+        raise ValueError(f"{source}: asked for {num_images} training images, the split has only "
+                         f"{len(coco['images'])} (lower compare.train_images or render more)")
+    images = coco["images"][:num_images]
+    keep = {im["id"] for im in images}
+    return {**coco, "images": images, "annotations": [a for a in coco["annotations"] if a["image_id"] in keep]}
+
+
+def subset_main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m pipeline subset", description=subset.__doc__.splitlines()[0])
+    ap.add_argument("split_json", type=Path)
+    ap.add_argument("--images", type=int, required=True)
+    ap.add_argument("--out", type=Path, required=True)
+    args = ap.parse_args(argv)
+    write_json(args.out, subset(read_json(args.split_json), args.images, args.split_json), indent=None)
+    return 0

@@ -13,8 +13,9 @@ from typing import Any
 
 import torch
 
+from pipeline import distributed
 from pipeline.data import CocoInstances, collate, train_transforms
-from pipeline.io import atomic_path, provenance, read_json, write_json
+from pipeline.io import atomic_path, provenance, read_json, remove_stale_temps, write_json
 from pipeline.model import build_model, count_trainable, load_checkpoint, save_checkpoint
 
 log = logging.getLogger(__name__)
@@ -26,11 +27,11 @@ class NonFiniteLoss(RuntimeError):
     """Training diverged; the last good checkpoint is kept."""
 
 
-def pick_device(name: str) -> torch.device:
+def pick_device(name: str, local_rank: int = 0) -> torch.device:
     if name == "cuda" or (name == "auto" and torch.cuda.is_available()):
         if not torch.cuda.is_available():
             raise RuntimeError("train.device=cuda but no CUDA device is visible")
-        return torch.device("cuda")
+        return torch.device("cuda", local_rank)
     if name == "auto":
         log.warning("no CUDA device: training on CPU, expect it to be slow")
     return torch.device("cpu")
@@ -45,20 +46,24 @@ def param_groups(model: torch.nn.Module, weight_decay: float) -> list[dict[str, 
     return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
 
 
-def batches(dataset, batch_size: int, seed: int, workers: int, start_epoch: int, skip: int = 0):
+def batches(dataset, batch_size: int, seed: int, workers: int, start_epoch: int, skip: int = 0,
+            rank: int = 0, world: int = 1):
     """Endless (epoch, index-in-epoch, batch) stream; each epoch has its own seeded permutation.
 
     `skip` batches of the first epoch are skipped without loading them, so a resumed run
-    sees exactly the batches an uninterrupted run would have seen.
+    sees exactly the batches an uninterrupted run would have seen. Under DDP every
+    process draws the same permutation and takes its own `batch_size` slice of each
+    global batch of `batch_size * world` images.
     """
     n = len(dataset)
-    drop_last = n > batch_size
+    step = batch_size * world
+    drop_last = n > step
     epoch = start_epoch
     while True:
         g = torch.Generator().manual_seed(seed * 100003 + epoch)
         order = torch.randperm(n, generator=g).tolist()
-        stop = n - n % batch_size if drop_last else n
-        chunks = [order[i:i + batch_size] for i in range(0, stop, batch_size)]
+        stop = n - n % step if drop_last else n
+        chunks = [order[i:i + step][rank::world] or order[i:i + step][:1] for i in range(0, stop, step)]
         loader = torch.utils.data.DataLoader(dataset, batch_sampler=chunks[skip:], num_workers=workers,
                                              collate_fn=collate, pin_memory=torch.cuda.is_available(),
                                              generator=g)  # own generator: the global RNG is checkpointed
@@ -98,7 +103,8 @@ def train(cfg: dict[str, Any], classes: list[str], model_cfg: dict[str, Any], we
     `stop_after` ends the run early after that many iterations, as a kill would (tests use it).
     """
     torch.manual_seed(cfg["seed"])
-    device = pick_device(cfg["device"])
+    dist = distributed.setup()
+    device = pick_device(cfg["device"], dist.local_rank)
     dataset = CocoInstances(train_json, image_root, train_transforms(cfg["hflip_prob"]))
     if len(dataset) == 0:
         raise ValueError(f"{train_json}: training set is empty")
@@ -109,6 +115,12 @@ def train(cfg: dict[str, Any], classes: list[str], model_cfg: dict[str, Any], we
                         transfer=model_cfg.get("transfer", "fine_tune")).to(device)
     log.info("%s, transfer=%s: %d trainable parameters", model_cfg["arch"], model_cfg.get("transfer", "fine_tune"),
              count_trainable(model))
+    net = model
+    if dist.enabled:
+        # Images without objects leave the mask head out of the loss: unused parameters are normal here.
+        net = torch.nn.parallel.DistributedDataParallel(
+            model, device_ids=[device.index] if device.type == "cuda" else None, find_unused_parameters=True)
+        torch.manual_seed(cfg["seed"] * 1000 + dist.rank)  # own augmentation draws per process
     optimizer = torch.optim.SGD(param_groups(model, cfg["weight_decay"]), lr=cfg["lr"], momentum=cfg["momentum"])
     warmup = max(1, cfg["warmup_iters"])
     total = cfg["iterations"]
@@ -122,6 +134,9 @@ def train(cfg: dict[str, Any], classes: list[str], model_cfg: dict[str, Any], we
     use_amp = cfg["amp"] and device.type == "cuda"
     scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
     out_dir.mkdir(parents=True, exist_ok=True)
+    if dist.main:
+        remove_stale_temps(out_dir)  # a killed run's half-written checkpoint
+    distributed.barrier(dist)
     last, metrics_csv = out_dir / "last.pth", out_dir / "metrics.csv"
     start_it, start_epoch, start_batch = 0, 0, 0
     run_config = json.dumps({"train": cfg, "model": model_cfg}, sort_keys=True)
@@ -154,6 +169,8 @@ def train(cfg: dict[str, Any], classes: list[str], model_cfg: dict[str, Any], we
             rows = [r for r in csv.DictReader(f) if int(r["iteration"]) <= start_it]
 
     def checkpoint(path: Path, it: int, epoch: int, batch_in_epoch: int) -> None:
+        if not dist.main:
+            return
         save_checkpoint(path, model=model.state_dict(), optimizer=optimizer.state_dict(),
                         lr_scheduler=scheduler.state_dict(), iteration=it, epoch=epoch,
                         batch_in_epoch=batch_in_epoch,
@@ -168,8 +185,10 @@ def train(cfg: dict[str, Any], classes: list[str], model_cfg: dict[str, Any], we
     from tqdm import tqdm
 
     model.train()
-    stream = batches(dataset, cfg["batch_size"], cfg["seed"], cfg["workers"], start_epoch, start_batch)
-    bar = tqdm(range(start_it, total), desc="train", unit="it", file=sys.stderr, initial=start_it, total=total)
+    stream = batches(dataset, cfg["batch_size"], cfg["seed"], cfg["workers"], start_epoch, start_batch,
+                     dist.rank, dist.world)
+    bar = tqdm(range(start_it, total), desc="train", unit="it", file=sys.stderr, initial=start_it, total=total,
+               disable=not dist.main)
     epoch, batch_in_epoch = start_epoch, start_batch
     for it in bar:
         if stop_after is not None and it >= stop_after:
@@ -182,10 +201,13 @@ def train(cfg: dict[str, Any], classes: list[str], model_cfg: dict[str, Any], we
         images = [im.to(device, non_blocking=True) for im in images]
         targets = [{k: (v.to(device) if torch.is_tensor(v) else v) for k, v in t.items()} for t in targets]
         with torch.autocast(device.type, dtype=torch.float16, enabled=use_amp):
-            losses = model(images, targets)
+            losses = net(images, targets)
             loss = sum(losses.values())
-        if not torch.isfinite(loss):
-            raise NonFiniteLoss(f"iteration {it}: loss is {loss.item()} ({ {k: v.item() for k, v in losses.items()} }); "
+        # Mean over processes, so every process sees the same numbers and stops together on NaN.
+        logged = distributed.mean(torch.stack([loss.detach(), *[v.detach() for v in losses.values()]]).float(), dist)
+        logged = dict(zip(["loss", *losses], logged.tolist()))
+        if not math.isfinite(logged["loss"]):
+            raise NonFiniteLoss(f"iteration {it}: loss is {logged['loss']} ({logged}); "
                                 f"last good checkpoint kept at {last}. Lower train.lr or check the data.")
         optimizer.zero_grad(set_to_none=True)
         scaler.scale(loss).backward()
@@ -196,20 +218,24 @@ def train(cfg: dict[str, Any], classes: list[str], model_cfg: dict[str, Any], we
         scaler.update()
         scheduler.step()
         dt = time.perf_counter() - t0
-        row = {"iteration": it + 1, "epoch": epoch, "lr": optimizer.param_groups[0]["lr"], "loss": loss.item(),
-               **{k: v.item() for k, v in losses.items()}, "images_per_s": len(images) / dt,
+        row = {"iteration": it + 1, "epoch": epoch, "lr": optimizer.param_groups[0]["lr"], **logged,
+               "images_per_s": len(images) * dist.world / dt,
                "gpu_mem_mb": torch.cuda.max_memory_allocated() / 2**20 if device.type == "cuda" else 0.0}
         rows.append({k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in row.items()})
-        bar.set_postfix(loss=f"{loss.item():.3f}")
-        if eval_every and ((it + 1) % eval_every == 0 or it + 1 == total):
+        bar.set_postfix(loss=f"{logged['loss']:.3f}")
+        if eval_every and dist.main and ((it + 1) % eval_every == 0 or it + 1 == total):
             best_ap = validate(model, val_ds, device, it + 1, val_rows, val_csv, best_ap,
                                lambda: checkpoint(out_dir / "best.pth", it + 1, resume_epoch, batch_in_epoch))
         if (it + 1) % cfg["checkpoint_every"] == 0 or it + 1 == total:
             checkpoint(last, it + 1, resume_epoch, batch_in_epoch)
     checkpoint(out_dir / "model_final.pth", total, resume_epoch, batch_in_epoch)
-    meta = provenance({"train": cfg, "model": model_cfg, "classes": classes, "weights": weights_info})
-    meta["device"] = str(device)
-    write_json(out_dir / "provenance.json", meta)
+    if dist.main:
+        meta = provenance({"train": cfg, "model": model_cfg, "classes": classes, "weights": weights_info})
+        meta["device"] = str(device)
+        meta["processes"] = dist.world
+        write_json(out_dir / "provenance.json", meta)
+    distributed.barrier(dist)
+    distributed.teardown(dist)
     return {"iterations": total, "final_loss": float(rows[-1]["loss"]) if rows else None}
 
 
@@ -225,8 +251,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out-dir", type=Path, required=True)
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    result = train(json.loads(args.train_cfg), json.loads(args.classes), json.loads(args.model_cfg),
-                   read_json(args.weights_json), args.train_json, args.image_root, args.out_dir,
+    model_cfg = json.loads(args.model_cfg)
+    weights_info = read_json(args.weights_json)
+    if model_cfg.get("weights") == "none":  # the from-scratch control of a comparison
+        weights_info = {"kind": "none", "arch": model_cfg["arch"]}
+    result = train(json.loads(args.train_cfg), json.loads(args.classes), model_cfg,
+                   weights_info, args.train_json, args.image_root, args.out_dir,
                    val_json=args.val_json)
     log.info("done: %s", result)
     return 0

@@ -81,3 +81,33 @@ def test_other_seed_gives_other_scene(tmp_path):
     assert res.returncode == 0, res.stderr[-2000:]
     m = json.loads((tmp_path / "s" / "meta" / "s000_00000.json").read_text())
     assert m["seed_key"] == [5, 0, 0] and m["instances"]
+
+
+def test_amodal_counts_bound_the_visible_masks(rendered_shard):
+    """The unoccluded silhouette (mesh projected with the saved camera) contains the rendered mask:
+    visible <= amodal up to an edge pixel, visibility and truncation are fractions, and an
+    instance nothing hides has visibility close to 1."""
+    insts = [i for f in sorted((rendered_shard / "meta").glob("*.json"))
+             for i in json.loads(f.read_text())["instances"]]
+    assert insts
+    for inst in insts:
+        assert 0.0 <= inst["visibility"] <= 1.0 and 0.0 <= inst["truncation"] <= 1.0, inst
+        if inst["truncation"] < 1.0:
+            # a 1 px band along the silhouette is the most the two rasterisations can disagree by
+            assert inst["visible_pixels"] <= inst["amodal_pixels"] * 1.15 + 8, inst
+    seen = [i for i in insts if i["visible_pixels"] > 50]
+    assert max(i["visibility"] for i in seen) > 0.85, seen
+
+
+def test_min_visibility_drops_and_lists_hidden_instances(rendered_shard):
+    from pipeline.coco import annotate_shard
+
+    insts = {(json.loads(f.read_text())["frame"], i["id"]): i for f in (rendered_shard / "meta").glob("*.json")
+             for i in json.loads(f.read_text())["instances"]}
+    cut = sorted(i["visibility"] for i in insts.values())[len(insts) // 2]  # the median visibility
+    coco = annotate_shard(rendered_shard, ["pedestrian", "pallet_jack"], 1, min_visibility=cut)
+    kept = coco["annotations"]
+    assert kept and all(a["visibility"] >= cut for a in kept)
+    dropped = coco["info"]["dropped"]
+    assert dropped and all(d["visibility"] < cut or d["reason"] == "min_visible_pixels" for d in dropped)
+    assert len(kept) + len(dropped) == len(insts)

@@ -83,3 +83,44 @@ def test_bad_config_fails_before_anything_runs(tmp_path):
     assert res.returncode != 0
     assert "render.samples" in res.stdout + res.stderr
     assert not (tmp_path / "results").exists()
+
+
+def coco_architecture_weights(path: Path) -> Path:
+    """A state dict with the general model's architecture and 91 COCO classes (random init: no download
+    here), standing in for the pretrained file so that pretrained-only paths run for real."""
+    import torch
+    from torchvision.models import resnet50
+    from torchvision.models.detection import MaskRCNN
+    from torchvision.models.detection.backbone_utils import _resnet_fpn_extractor
+    from torchvision.ops import FrozenBatchNorm2d
+
+    torch.manual_seed(0)
+    model = MaskRCNN(_resnet_fpn_extractor(resnet50(norm_layer=FrozenBatchNorm2d), 5), num_classes=91)
+    torch.save(model.state_dict(), path)
+    return path
+
+
+def test_comparisons_zero_shot_and_data_efficiency_in_one_report(tmp_path):
+    weights = coco_architecture_weights(tmp_path / "coco_arch.pth")
+    config = write_config(tmp_path, model={"weights": str(weights)}, train={"eval_every": 1},
+                          compare={"transfer_modes": ["feature_extraction", "from_scratch"],
+                                   "train_images": [1], "zero_shot": True})
+    smk(tmp_path, config, "--cores", "2")
+    out = tmp_path / "results" / "smoke"
+    for variant in ("mode_feature_extraction", "mode_from_scratch", "n1", "zero_shot"):
+        assert (out / "variants" / variant / "eval/metrics.json").is_file(), variant
+    assert json.loads((out / "variants/n1/train.json").read_text())["images"].__len__() == 1
+    zero = json.loads((out / "variants/zero_shot/eval/metrics.json").read_text())
+    assert zero["not_detectable"] == ["pallet_jack"] and "general COCO model" in zero["model"]
+    assert {p["category_id"] for p in json.loads((out / "variants/zero_shot/eval/predictions.json").read_text())} <= {1}
+    prov = json.loads((out / "variants/mode_from_scratch/train/provenance.json").read_text())
+    assert prov["config"]["weights"]["kind"] == "none"
+    html = (out / "report/index.html").read_text()
+    for text in ("general COCO model, zero-shot", "transfer: feature extraction", "transfer: from scratch",
+                 "1 training images", "Data efficiency", "Where it goes wrong", "AP over training"):
+        assert text in html or text in (out / "report/summary.md").read_text(), text
+    combined = json.loads((out / "report/metrics.json").read_text())
+    assert [r["name"] for r in combined["rows"]] == ["main", "mode_feature_extraction", "mode_from_scratch",
+                                                     "n1", "zero_shot"]
+    # The comparison targets exist on their own and are up to date now.
+    assert "Nothing to be done" in smk(tmp_path, config, "--cores", "1", "compare_modes", "data_efficiency").stderr

@@ -3,9 +3,12 @@ rule render:
     output:
         manifest=f"{OUT}/render/shard_{{shard}}/manifest.json",
     params:
+        py=PY,
         render=cfg_json("render"),
         seed=config["seed"],
         shard_dir=lambda wc: f"{OUT}/render/shard_{wc.shard}",
+    conda:
+        ENV
     log:
         f"{OUT}/logs/render/shard_{{shard}}.log",
     benchmark:
@@ -15,7 +18,7 @@ rule render:
         mem_mb=4000,
         runtime=120,
     shell:
-        "{PY} -m blender.render --render-json {params.render:q} --seed {params.seed}"
+        "{params.py:q} -m blender.render --render-json {params.render:q} --seed {params.seed}"
         " --shard {wildcards.shard} --out {params.shard_dir:q} > {log:q} 2>&1"
 
 
@@ -26,10 +29,14 @@ rule annotate:
     output:
         coco=f"{OUT}/coco/shard_{{shard}}.json",
     params:
+        py=PY,
         classes=cfg_json("classes"),
         min_px=config["annotate"]["min_visible_pixels"],
+        min_vis=config["annotate"]["min_visibility"],
         shard_dir=lambda wc: f"{OUT}/render/shard_{wc.shard}",
         prefix=lambda wc: f"render/shard_{wc.shard}/",
+    conda:
+        ENV
     log:
         f"{OUT}/logs/annotate/shard_{{shard}}.log",
     benchmark:
@@ -39,8 +46,8 @@ rule annotate:
         mem_mb=2000,
         runtime=20,
     shell:
-        "{PY} -m pipeline annotate {params.shard_dir:q} --classes {params.classes:q}"
-        " --min-visible-pixels {params.min_px} --image-prefix {params.prefix:q} --out {output.coco:q} > {log:q} 2>&1"
+        "{params.py:q} -m pipeline annotate {params.shard_dir:q} --classes {params.classes:q}"
+        " --min-visible-pixels {params.min_px} --min-visibility {params.min_vis} --image-prefix {params.prefix:q} --out {output.coco:q} > {log:q} 2>&1"
 
 
 rule split:
@@ -52,9 +59,12 @@ rule split:
         val=f"{OUT}/dataset/val.json",
         test=f"{OUT}/dataset/test.json",
     params:
+        py=PY,
         fractions=cfg_json("split"),
         seed=config["seed"],
-        out_dir=f"{OUT}/dataset",
+        out_dir=dir_of("train"),
+    conda:
+        ENV
     log:
         f"{OUT}/logs/split.log",
     benchmark:
@@ -64,7 +74,7 @@ rule split:
         mem_mb=2000,
         runtime=10,
     shell:
-        "{PY} -m pipeline split {input:q} --fractions {params.fractions:q} --seed {params.seed}"
+        "{params.py:q} -m pipeline split {input:q} --fractions {params.fractions:q} --seed {params.seed}"
         " --out-dir {params.out_dir:q} > {log:q} 2>&1"
 
 
@@ -75,8 +85,11 @@ rule contact_sheet:
     output:
         png=report(f"{OUT}/report/contact_sheet.png", category="Dataset"),
     params:
-        root=OUT,
+        py=PY,
+        root=lambda wildcards, input: str(Path(input[0]).parent.parent),
         max_images=config["report"]["contact_sheet_images"],
+    conda:
+        ENV
     log:
         f"{OUT}/logs/contact_sheet.log",
     benchmark:
@@ -86,5 +99,5 @@ rule contact_sheet:
         mem_mb=2000,
         runtime=10,
     shell:
-        "{PY} -m pipeline contact-sheet {input:q} --image-root {params.root:q}"
+        "{params.py:q} -m pipeline contact-sheet {input:q} --image-root {params.root:q}"
         " --max-images {params.max_images} --out {output.png:q} > {log:q} 2>&1"

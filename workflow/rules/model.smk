@@ -1,10 +1,27 @@
+# Model half: weights -> train -> evaluate -> report, plus the comparisons of `compare:`
+# (transfer modes, data-efficiency, zero-shot general model) and an optional real-photo evaluation.
+
+TRAIN_SHELL = (
+    "{params.py:q} -m pipeline train --train-json {input.train:q} --val-json {input.val:q}"
+    " --image-root {params.root:q} --weights-json {input.weights:q} --classes {params.classes:q}"
+    " --model-cfg {params.model:q} --train-cfg {params.train:q} --out-dir {params.out_dir:q} > {log:q} 2>&1"
+)
+EVAL_SHELL = (
+    "{params.py:q} -m pipeline evaluate {params.source} --ann {input.ann:q} --image-root {params.root:q}"
+    " --eval-cfg {params.eval:q} --model-cfg {params.model:q} --out-dir {params.out_dir:q} > {log:q} 2>&1"
+)
+
+
 rule weights:
     """Resolve pretrained weights (torchvision enum + hub cache); run on a node with internet."""
     output:
         info=f"{OUT}/weights.json",
     params:
+        py=PY,
         arch=config["model"]["arch"],
         weights=config["model"]["weights"],
+    conda:
+        ENV
     log:
         f"{OUT}/logs/weights.log",
     benchmark:
@@ -14,7 +31,7 @@ rule weights:
         mem_mb=2000,
         runtime=30,
     shell:
-        "{PY} -m pipeline weights --arch {params.arch:q} --weights {params.weights:q}"
+        "{params.py:q} -m pipeline weights --arch {params.arch:q} --weights {params.weights:q}"
         " --out {output.info:q} > {log:q} 2>&1"
 
 
@@ -28,11 +45,14 @@ rule train:
         final=f"{OUT}/train/model_final.pth",
         metrics=f"{OUT}/train/metrics.csv",
     params:
+        py=PY,
         classes=cfg_json("classes"),
         model=cfg_json("model"),
         train=cfg_json("train"),
-        out_dir=f"{OUT}/train",
-        root=OUT,
+        out_dir=dir_of("final"),
+        root=root_of("val"),
+    conda:
+        ENV
     log:
         f"{OUT}/logs/train.log",
     benchmark:
@@ -42,13 +62,64 @@ rule train:
         mem_mb=8000,
         runtime=240,
     shell:
-        "{PY} -m pipeline train --train-json {input.train:q} --val-json {input.val:q} --image-root {params.root:q}"
-        " --weights-json {input.weights:q} --classes {params.classes:q} --model-cfg {params.model:q}"
-        " --train-cfg {params.train:q} --out-dir {params.out_dir:q} > {log:q} 2>&1"
+        TRAIN_SHELL
+
+
+rule subset:
+    """The first N training images (nested subsets) for the data-efficiency curve."""
+    input:
+        train=rules.split.output.train,
+    output:
+        train=f"{OUT}/variants/n{{images}}/train.json",
+    params:
+        py=PY,
+    conda:
+        ENV
+    log:
+        f"{OUT}/logs/subset/n{{images}}.log",
+    benchmark:
+        f"{OUT}/benchmarks/subset/n{{images}}.tsv"
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=10,
+    shell:
+        "{params.py:q} -m pipeline subset {input.train:q} --images {wildcards.images} --out {output.train:q}"
+        " > {log:q} 2>&1"
+
+
+rule train_variant:
+    """A comparison model: another transfer mode (mode_<m>) or fewer training images (n<N>)."""
+    input:
+        train=variant_train_json,
+        val=rules.split.output.val,
+        weights=rules.weights.output.info,
+    output:
+        final=f"{OUT}/variants/{{variant}}/train/model_final.pth",
+        metrics=f"{OUT}/variants/{{variant}}/train/metrics.csv",
+    params:
+        py=PY,
+        classes=cfg_json("classes"),
+        model=variant_model_cfg,
+        train=cfg_json("train"),
+        out_dir=dir_of("final"),
+        root=root_of("val"),
+    conda:
+        ENV
+    log:
+        f"{OUT}/logs/train_variant/{{variant}}.log",
+    benchmark:
+        f"{OUT}/benchmarks/train_variant/{{variant}}.tsv"
+    threads: 2
+    resources:
+        mem_mb=8000,
+        runtime=240,
+    shell:
+        TRAIN_SHELL
 
 
 rule evaluate:
-    """Predict on the evaluation split; COCOeval bbox + segm."""
+    """Predict on the evaluation split; COCOeval bbox + segm, PR curves, confusion, per-image errors."""
     input:
         checkpoint=rules.train.output.final,
         ann=f"{OUT}/dataset/{EVAL_SPLIT}.json",
@@ -56,10 +127,14 @@ rule evaluate:
         metrics=f"{OUT}/eval/metrics.json",
         predictions=f"{OUT}/eval/predictions.json",
     params:
+        py=PY,
+        source=lambda wildcards, input: f"--checkpoint {shlex.quote(input.checkpoint)}",
         eval=cfg_json("evaluate"),
         model=cfg_json("model"),
-        out_dir=f"{OUT}/eval",
-        root=OUT,
+        out_dir=dir_of("metrics"),
+        root=root_of("ann"),
+    conda:
+        ENV
     log:
         f"{OUT}/logs/evaluate.log",
     benchmark:
@@ -69,25 +144,131 @@ rule evaluate:
         mem_mb=6000,
         runtime=60,
     shell:
-        "{PY} -m pipeline evaluate --checkpoint {input.checkpoint:q} --ann {input.ann:q}"
-        " --image-root {params.root:q} --eval-cfg {params.eval:q} --model-cfg {params.model:q}"
-        " --out-dir {params.out_dir:q} > {log:q} 2>&1"
+        EVAL_SHELL
+
+
+rule evaluate_variant:
+    """Evaluate a comparison model on the same split as the main model."""
+    input:
+        checkpoint=rules.train_variant.output.final,
+        ann=f"{OUT}/dataset/{EVAL_SPLIT}.json",
+    output:
+        metrics=f"{OUT}/variants/{{variant}}/eval/metrics.json",
+        predictions=f"{OUT}/variants/{{variant}}/eval/predictions.json",
+    params:
+        py=PY,
+        source=lambda wildcards, input: f"--checkpoint {shlex.quote(input.checkpoint)}",
+        eval=cfg_json("evaluate"),
+        model=variant_model_cfg,
+        out_dir=dir_of("metrics"),
+        root=root_of("ann"),
+    conda:
+        ENV
+    log:
+        f"{OUT}/logs/evaluate_variant/{{variant}}.log",
+    benchmark:
+        f"{OUT}/benchmarks/evaluate_variant/{{variant}}.tsv"
+    threads: 2
+    resources:
+        mem_mb=6000,
+        runtime=60,
+    shell:
+        EVAL_SHELL
+
+
+rule zero_shot:
+    """The general COCO model as is: COCO person -> pedestrian; pallet_jack not detectable."""
+    input:
+        weights=rules.weights.output.info,
+        ann=f"{OUT}/dataset/{EVAL_SPLIT}.json",
+    output:
+        metrics=f"{OUT}/variants/zero_shot/eval/metrics.json",
+        predictions=f"{OUT}/variants/zero_shot/eval/predictions.json",
+    params:
+        py=PY,
+        source=lambda wildcards, input: (f"--general-weights {shlex.quote(input.weights)} --zero-shot-map "
+                                         + shlex.quote(cfg_json("compare", "zero_shot_map"))),
+        eval=cfg_json("evaluate"),
+        model=cfg_json("model"),
+        out_dir=dir_of("metrics"),
+        root=root_of("ann"),
+    conda:
+        ENV
+    log:
+        f"{OUT}/logs/zero_shot.log",
+    benchmark:
+        f"{OUT}/benchmarks/zero_shot.tsv"
+    threads: 2
+    resources:
+        mem_mb=6000,
+        runtime=60,
+    shell:
+        EVAL_SHELL
+
+
+rule evaluate_real:
+    """The main model on real photos (evaluate.real_ann): the sim-to-real gap."""
+    input:
+        checkpoint=rules.train.output.final,
+        ann=config["evaluate"]["real_ann"] or "evaluate.real_ann is not set",
+    output:
+        metrics=f"{OUT}/eval_real/metrics.json",
+        predictions=f"{OUT}/eval_real/predictions.json",
+    params:
+        py=PY,
+        source=lambda wildcards, input: f"--checkpoint {shlex.quote(input.checkpoint)}",
+        eval=cfg_json("evaluate"),
+        model=cfg_json("model"),
+        out_dir=dir_of("metrics"),
+        root=config["evaluate"]["real_image_root"],
+    conda:
+        ENV
+    log:
+        f"{OUT}/logs/evaluate_real.log",
+    benchmark:
+        f"{OUT}/benchmarks/evaluate_real.tsv"
+    threads: 2
+    resources:
+        mem_mb=6000,
+        runtime=60,
+    shell:
+        EVAL_SHELL
+
+
+rule compare_modes:
+    """Target: every transfer mode of compare.transfer_modes trained and evaluated."""
+    input:
+        [f"{OUT}/variants/{v}/eval/metrics.json" for v in MODE_VARIANTS],
+
+
+rule data_efficiency:
+    """Target: the data-efficiency points of compare.train_images."""
+    input:
+        [f"{OUT}/variants/{v}/eval/metrics.json" for v in SIZE_VARIANTS],
 
 
 rule report:
-    """Self-contained HTML report (metrics, loss curve, predictions on images)."""
+    """Self-contained HTML report + Markdown summary + metrics JSON (main model and comparisons)."""
     input:
         metrics=rules.evaluate.output.metrics,
         predictions=rules.evaluate.output.predictions,
         curve=rules.train.output.metrics,
         ann=f"{OUT}/dataset/{EVAL_SPLIT}.json",
+        train=rules.split.output.train,
         sheet=rules.contact_sheet.output.png,
+        compare=list(COMPARE_METRICS.values()),
     output:
         html=report(f"{OUT}/report/index.html", category="Evaluation"),
+        summary=report(f"{OUT}/report/summary.md", category="Evaluation"),
+        metrics=f"{OUT}/report/metrics.json",
     params:
+        py=PY,
         report=cfg_json("report"),
-        root=OUT,
+        root=root_of("ann"),
         title=f"hangar-synth: {NAME} ({EVAL_SPLIT} split)",
+        compare=" ".join(shlex.quote(f"{name}={path}") for name, path in COMPARE_METRICS.items()),
+    conda:
+        ENV
     log:
         f"{OUT}/logs/report.log",
     benchmark:
@@ -97,6 +278,8 @@ rule report:
         mem_mb=2000,
         runtime=20,
     shell:
-        "{PY} -m pipeline report --metrics {input.metrics:q} --predictions {input.predictions:q}"
-        " --metrics-csv {input.curve:q} --ann {input.ann:q} --image-root {params.root:q}"
-        " --contact-sheet {input.sheet:q} --report-cfg {params.report:q} --title {params.title:q} --out {output.html:q} > {log:q} 2>&1"
+        "{params.py:q} -m pipeline report --metrics {input.metrics:q} --predictions {input.predictions:q}"
+        " --metrics-csv {input.curve:q} --ann {input.ann:q} --train-json {input.train:q} --image-root {params.root:q}"
+        " --contact-sheet {input.sheet:q} --report-cfg {params.report:q} --title {params.title:q}"
+        " --compare {params.compare} --out {output.html:q} --summary {output.summary:q}"
+        " --metrics-out {output.metrics:q} > {log:q} 2>&1"

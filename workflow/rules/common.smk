@@ -1,0 +1,59 @@
+# Config (validated before anything runs), paths and helpers shared by the rule files.
+from pipeline.config import load_config, validate
+from snakemake.settings.types import DeploymentMethod
+
+if not config:
+    config.update(load_config(Path(workflow.basedir) / "configs" / "default.yaml"))
+config = validate(dict(config), "config (--configfile/--config)")
+
+# Jobs run with the interpreter that runs Snakemake (the project venv, found even when it is not
+# activated); under --use-conda with the env's own `python`.
+PY = "python" if DeploymentMethod.CONDA in workflow.deployment_settings.deployment_method else sys.executable
+ENV = "../envs/hangar.yaml"  # relative to workflow/rules/
+NAME = config["name"]
+OUT = f"results/{NAME}"
+SHARDS = [f"{k:03d}" for k in range(config["render"]["shards"])]
+EVAL_SPLIT = config["evaluate"]["split"]
+# The main model already is one transfer mode (from_scratch when weights are none): not trained twice.
+MAIN_MODE = "from_scratch" if config["model"]["weights"] == "none" else config["model"]["transfer"]
+MODE_VARIANTS = [f"mode_{m}" for m in config["compare"]["transfer_modes"] if m != MAIN_MODE]
+SIZE_VARIANTS = [f"n{k}" for k in sorted(config["compare"]["train_images"])]
+# name -> metrics.json of each model the report sets beside the main one
+COMPARE_METRICS = {v: f"{OUT}/variants/{v}/eval/metrics.json" for v in MODE_VARIANTS + SIZE_VARIANTS}
+if config["compare"]["zero_shot"]:
+    COMPARE_METRICS["zero_shot"] = f"{OUT}/variants/zero_shot/eval/metrics.json"
+if config["evaluate"]["real_ann"]:
+    COMPARE_METRICS["real"] = f"{OUT}/eval_real/metrics.json"
+
+
+def dir_of(key):
+    """params value: the folder of output `key` (derived from the output, as --lint asks)."""
+    return lambda wildcards, output: str(Path(output[key]).parent)
+
+
+def root_of(key):
+    """params value: the run folder two levels above input `key` (results/<name>/dataset/x.json)."""
+    return lambda wildcards, input: str(Path(input[key]).parent.parent)
+
+
+def cfg_json(*keys):
+    """The config slice a job uses, as canonical JSON: a params value, so edits rerun what depends on it."""
+    node = config
+    for key in keys:
+        node = node[key]
+    return json.dumps(node, sort_keys=True)
+
+
+def variant_model_cfg(wildcards):
+    """The `model` slice with the variant's transfer mode (from_scratch: no pretrained weights)."""
+    model = dict(config["model"])
+    if wildcards.variant.startswith("mode_"):
+        mode = wildcards.variant[len("mode_"):]
+        model.update(weights="none", transfer="full") if mode == "from_scratch" else model.update(transfer=mode)
+    return json.dumps(model, sort_keys=True)
+
+
+def variant_train_json(wildcards):
+    if wildcards.variant.startswith("n"):
+        return f"{OUT}/variants/{wildcards.variant}/train.json"
+    return f"{OUT}/dataset/train.json"
