@@ -83,24 +83,31 @@ def predict(model, dataset, device, score_threshold: float, mask_threshold: floa
     import torch
     from tqdm import tqdm
 
-    from pipeline.coco import encode_mask
-
     model.eval()
     out = []
     with torch.inference_mode():
         for idx in tqdm(range(len(dataset)), desc="predict", unit="img", file=sys.stderr):
             image, target = dataset[idx]
             pred = model([image.to(device)])[0]
-            for box, label, score, mask in zip(pred["boxes"].cpu().numpy(), pred["labels"].cpu().numpy(),
-                                               pred["scores"].cpu().numpy(), pred["masks"].cpu().numpy()):
-                if score < score_threshold or (label_map is not None and int(label) not in label_map):
-                    continue
-                if label_map is not None:
-                    label = label_map[int(label)]
-                x0, y0, x1, y1 = (float(v) for v in box)
-                out.append({"image_id": int(target["image_id"]), "category_id": int(label),
-                            "bbox": [x0, y0, x1 - x0, y1 - y0], "score": float(score),
-                            "segmentation": encode_mask(mask[0] >= mask_threshold)})
+            out += [{"image_id": int(target["image_id"]), **a}
+                    for a in to_results(pred, score_threshold, mask_threshold, label_map)]
+    return out
+
+
+def to_results(pred: dict[str, Any], score_threshold: float, mask_threshold: float,
+               label_map: dict[int, int] | None = None) -> list[dict[str, Any]]:
+    """One torchvision detection output -> COCO-style results (category_id, score, xywh bbox, RLE mask)."""
+    from pipeline.coco import encode_mask
+
+    out = []
+    for box, label, score, mask in zip(pred["boxes"].cpu().numpy(), pred["labels"].cpu().numpy(),
+                                       pred["scores"].cpu().numpy(), pred["masks"].cpu().numpy()):
+        if score < score_threshold or (label_map is not None and int(label) not in label_map):
+            continue
+        x0, y0, x1, y1 = (float(v) for v in box)
+        out.append({"category_id": label_map[int(label)] if label_map is not None else int(label),
+                    "bbox": [x0, y0, x1 - x0, y1 - y0], "score": float(score),
+                    "segmentation": encode_mask(mask[0] >= mask_threshold)})
     return out
 
 
