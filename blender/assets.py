@@ -7,6 +7,7 @@ import bmesh
 import bpy
 from mathutils import Matrix, Vector
 
+from blender.build import place_object
 from blender.spec import ObjectSpec
 
 
@@ -90,9 +91,4 @@ def build_asset(spec: ObjectSpec, fallback_color=(0.5, 0.5, 0.5)) -> bpy.types.O
                 default.diffuse_color = (*fallback_color, 1.0)
             mat = default
         mesh.materials.append(mat)
-    obj = bpy.data.objects.new(spec.name, mesh)
-    obj.location = spec.location
-    obj.rotation_euler = (0.0, 0.0, spec.yaw_rad)
-    obj.pass_index = spec.instance_id
-    bpy.context.scene.collection.objects.link(obj)
-    return obj
+    return place_object(spec, mesh)

@@ -92,12 +92,17 @@ class MeshBuilder:
         self.bm.free()
         for mat in self.materials:
             mesh.materials.append(mat)
-        obj = bpy.data.objects.new(spec.name, mesh)
-        obj.location = spec.location
-        obj.rotation_euler = (0.0, 0.0, spec.yaw_rad)
-        obj.pass_index = spec.instance_id
-        bpy.context.scene.collection.objects.link(obj)
-        return obj
+        return place_object(spec, mesh)
+
+
+def place_object(spec: ObjectSpec, mesh: bpy.types.Mesh) -> bpy.types.Object:
+    """An object named like the spec (Cryptomatte labels by name) at its floor position and yaw."""
+    obj = bpy.data.objects.new(spec.name, mesh)
+    obj.location = spec.location
+    obj.rotation_euler = (0.0, 0.0, spec.yaw_rad)
+    obj.pass_index = spec.instance_id
+    bpy.context.scene.collection.objects.link(obj)
+    return obj
 
 
 def build_pedestrian(spec: ObjectSpec) -> bpy.types.Object:

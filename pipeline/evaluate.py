@@ -10,8 +10,6 @@ import sys
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from pipeline.analysis import confusion_matrix, per_image_errors, pr_curves
 from pipeline.io import read_json, write_json
 

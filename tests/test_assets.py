@@ -5,7 +5,6 @@ import sys
 
 import numpy as np
 import pytest
-import yaml
 from PIL import Image
 
 from conftest import REPO, run_render, tiny_render_cfg

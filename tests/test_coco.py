@@ -6,7 +6,6 @@ import json
 import cv2
 import numpy as np
 import pytest
-from pycocotools import mask as mask_utils
 from pycocotools.coco import COCO
 
 from pipeline.coco import annotate_shard, main as annotate_main

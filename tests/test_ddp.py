@@ -10,6 +10,7 @@ import torch
 from conftest import REPO
 from pipeline.model import load_checkpoint
 from pipeline.train import batches
+from tests.test_train import train_cli_args
 
 pytestmark = pytest.mark.slow
 
@@ -35,21 +36,10 @@ def test_each_process_gets_its_own_half_of_every_global_batch():
 
 
 def test_torchrun_two_gloo_processes_train_and_save_once(shard_coco, rendered_shard, tmp_path):
-    ann = tmp_path / "train.json"
-    ann.write_text(json.dumps(shard_coco))
-    weights = tmp_path / "weights.json"
-    weights.write_text(json.dumps({"kind": "none", "arch": "maskrcnn_resnet50_fpn"}))
-    cfg = {"iterations": 3, "batch_size": 1, "lr": 0.001, "momentum": 0.9, "weight_decay": 1e-4, "warmup_iters": 1,
-           "grad_clip_norm": 10.0, "checkpoint_every": 1, "hflip_prob": 0.5, "workers": 0, "device": "cpu",
-           "amp": False, "seed": 0, "eval_every": 0}
-    model_cfg = {"arch": "maskrcnn_resnet50_fpn", "weights": "none", "trainable_backbone_layers": 3,
-                 "min_size_px": 96, "max_size_px": 128, "transfer": "fine_tune"}
     out = tmp_path / "ddp"
     res = subprocess.run(
         [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-         "-m", "pipeline", "train", "--train-json", str(ann), "--image-root", str(rendered_shard),
-         "--weights-json", str(weights), "--classes", json.dumps(["pedestrian", "pallet_jack"]),
-         "--model-cfg", json.dumps(model_cfg), "--train-cfg", json.dumps(cfg), "--out-dir", str(out)],
+         *train_cli_args(shard_coco, rendered_shard, tmp_path, out, iterations=3, batch_size=1)],
         cwd=REPO, capture_output=True, text=True, env={"OMP_NUM_THREADS": "1", **__import__("os").environ},
         timeout=600)
     assert res.returncode == 0, res.stderr[-3000:]

@@ -16,6 +16,7 @@ from PIL import Image
 
 from conftest import REPO, tiny_render_cfg
 from pipeline.model import load_checkpoint
+from tests.test_train import train_cli_args
 
 pytestmark = pytest.mark.slow
 
@@ -55,20 +56,8 @@ def test_render_shard_killed_with_sigkill_reruns_only_missing_frames(rendered_sh
 
 
 def test_training_killed_with_sigkill_resumes_from_last_checkpoint(shard_coco, rendered_shard, tmp_path):
-    ann = tmp_path / "train.json"
-    ann.write_text(json.dumps(shard_coco))
-    weights = tmp_path / "weights.json"
-    weights.write_text(json.dumps({"kind": "none", "arch": "maskrcnn_resnet50_fpn"}))
-    cfg = {"iterations": 5, "batch_size": 1, "lr": 0.001, "momentum": 0.9, "weight_decay": 1e-4, "warmup_iters": 1,
-           "grad_clip_norm": 10.0, "checkpoint_every": 1, "hflip_prob": 0.5, "workers": 0, "device": "cpu",
-           "amp": False, "seed": 0, "eval_every": 0}
-    model_cfg = {"arch": "maskrcnn_resnet50_fpn", "weights": "none", "trainable_backbone_layers": 3,
-                 "min_size_px": 96, "max_size_px": 128, "transfer": "fine_tune"}
-
     def args(out):
-        return ["-m", "pipeline", "train", "--train-json", str(ann), "--image-root", str(rendered_shard),
-                "--weights-json", str(weights), "--classes", json.dumps(["pedestrian", "pallet_jack"]),
-                "--model-cfg", json.dumps(model_cfg), "--train-cfg", json.dumps(cfg), "--out-dir", str(out)]
+        return train_cli_args(shard_coco, rendered_shard, tmp_path, out, iterations=5, batch_size=1)
 
     killed = tmp_path / "killed"
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from test_workflow import REPO, SNAKEMAKE, smk, write_config
+from test_workflow import REPO, smk, write_config
 
 pytestmark = [pytest.mark.slow, pytest.mark.cluster]
 CLUSTER = REPO / "tests" / "cluster"

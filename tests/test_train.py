@@ -15,6 +15,18 @@ MODEL_CFG = {"arch": "maskrcnn_resnet50_fpn", "weights": "none", "trainable_back
              "min_size_px": 96, "max_size_px": 128}
 
 
+def train_cli_args(shard_coco, rendered_shard, tmp_path, out, **cfg_over) -> list[str]:
+    """`-m pipeline train ...` arguments for a from-scratch run on the rendered fixture (subprocess tests)."""
+    ann = tmp_path / "train.json"
+    ann.write_text(json.dumps(shard_coco))
+    weights = tmp_path / "weights.json"
+    weights.write_text(json.dumps({"kind": "none", "arch": "maskrcnn_resnet50_fpn"}))
+    return ["-m", "pipeline", "train", "--train-json", str(ann), "--image-root", str(rendered_shard),
+            "--weights-json", str(weights), "--classes", json.dumps(CLASSES),
+            "--model-cfg", json.dumps({**MODEL_CFG, "transfer": "fine_tune"}),
+            "--train-cfg", json.dumps(train_cfg(eval_every=0, **cfg_over)), "--out-dir", str(out)]
+
+
 def write_train_json(shard_coco, rendered_shard, tmp_path):
     p = tmp_path / "train.json"
     p.write_text(json.dumps(shard_coco))
