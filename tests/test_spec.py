@@ -28,3 +28,27 @@ def test_objects_do_not_overlap_and_counts_follow_config():
             for b in objs[k + 1:]:
                 d = math.hypot(a.location[0] - b.location[0], a.location[1] - b.location[1])
                 assert d >= FOOTPRINT_M[a.kind] + FOOTPRINT_M[b.kind] - 1e-6
+
+
+def test_category_balance_over_a_shard_follows_the_configured_ranges():
+    """Over 300 scenes of configs/default.yaml: counts inside the ranges, means near the range middle,
+    images without one of the classes (negatives for it) present, every image has context objects."""
+    from pipeline.config import load_config
+
+    cfg = load_config("configs/default.yaml")["render"]
+    per = {"pedestrian": [], "pallet_jack": []}
+    context = []
+    for i in range(300):
+        spec = sample_scene(np.random.default_rng([0, 3, i]), cfg, "f")
+        cats = [o.category for o in spec.objects if o.instance_id]
+        for c in per:
+            per[c].append(cats.count(c))
+        context.append(sum(1 for o in spec.objects if not o.instance_id))
+    for c, key in (("pedestrian", "pedestrians_per_image"), ("pallet_jack", "pallet_jacks_per_image")):
+        lo, hi = cfg[key]
+        counts = np.array(per[c])
+        assert counts.min() >= lo and counts.max() <= hi, c
+        assert abs(counts.mean() - (lo + hi) / 2) < 0.15 * (hi - lo + 1), (c, counts.mean())
+        if lo == 0:
+            assert 0.05 < (counts == 0).mean() < 0.6, c  # some images are negatives for this class
+    assert min(context) >= cfg["distractors_per_image"][0] - 1  # placement may skip one in a crowded scene
