@@ -121,7 +121,15 @@ def train(cfg: dict[str, Any], classes: list[str], model_cfg: dict[str, Any], we
         net = torch.nn.parallel.DistributedDataParallel(
             model, device_ids=[device.index] if device.type == "cuda" else None, find_unused_parameters=True)
         torch.manual_seed(cfg["seed"] * 1000 + dist.rank)  # own augmentation draws per process
-    optimizer = torch.optim.SGD(param_groups(model, cfg["weight_decay"]), lr=cfg["lr"], momentum=cfg["momentum"])
+    if cfg.get("optimizer", "sgd") == "adamw":
+        optimizer = torch.optim.AdamW(param_groups(model, cfg["weight_decay"]), lr=cfg["lr"])
+    else:
+        optimizer = torch.optim.SGD(param_groups(model, cfg["weight_decay"]), lr=cfg["lr"], momentum=cfg["momentum"])
+    if device.type == "cuda":
+        # Rendered images share one size, so cuDNN's per-shape autotuning pays off after the first batch.
+        torch.backends.cudnn.benchmark = True
+        if cfg.get("channels_last"):
+            model = model.to(memory_format=torch.channels_last)
     warmup = max(1, cfg["warmup_iters"])
     total = cfg["iterations"]
 

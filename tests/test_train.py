@@ -177,3 +177,11 @@ def test_v2_arch_loads_weights_and_freezes_backbone_stages(tmp_path):
     assert trainable == {"layer4"}
     scratch = build_model(3, {"kind": "none", "arch": "maskrcnn_resnet50_fpn_v2"}, 1, 96, 128)
     assert all(p.requires_grad for p in scratch.backbone.body.parameters())
+
+
+def test_adamw_option_trains_and_resumes_with_its_state(shard_coco, rendered_shard, tmp_path):
+    ann, root = write_train_json(shard_coco, rendered_shard, tmp_path)
+    cfg = train_cfg(iterations=2, optimizer="adamw", lr=1e-4)
+    train(cfg, CLASSES, MODEL_CFG, {"kind": "none"}, ann, root, tmp_path / "w")
+    state = load_checkpoint(tmp_path / "w" / "last.pth")["optimizer"]["state"]
+    assert state and all("exp_avg_sq" in s for s in state.values())  # AdamW moments, not SGD momentum
