@@ -38,6 +38,12 @@ def test_defaults_filled_from_schema():
     ({"split": {"train": 0.5, "val": 0.1, "test": 0.1}}, ["split", "must be 1"]),
     ({"model": {"weights": "/no/such/file.pth"}}, ["model.weights", "/no/such/file.pth"]),
     ({"name": "../evil"}, ["name"]),
+    ({"compare": {"zero_shot": True}}, ["compare.zero_shot", "needs a pretrained model"]),
+    ({"compare": {"transfer_modes": ["half"]}}, ["compare.transfer_modes"]),
+    ({"compare": {"zero_shot_map": {"forklift": "truck"}}}, ["compare.zero_shot_map", "forklift"]),
+    ({"evaluate": {"real_ann": "/no/real.json", "real_image_root": "/"}}, ["evaluate.real_ann", "/no/real.json"]),
+    ({"evaluate": {"real_ann": "x.json"}}, ["evaluate.real_ann and evaluate.real_image_root"]),
+    ({"annotate": {"min_visibility": 1.5}}, ["annotate.min_visibility"]),
 ])
 def test_bad_values_name_the_key(over, words):
     with pytest.raises(ConfigError) as err:
