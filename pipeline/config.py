@@ -54,6 +54,9 @@ def validate(cfg: dict[str, Any], source: str = "<config>") -> dict[str, Any]:
         lo, hi = cfg["render"][key]
         if lo > hi:
             raise ConfigError(f"{source}: render.{key}: min {lo} > max {hi}")
+    lo, hi = cfg["train"]["scale_jitter"]
+    if not 0 < lo <= hi:
+        raise ConfigError(f"{source}: train.scale_jitter: need 0 < min <= max, got [{lo}, {hi}]")
     missing = [c for c in PROCEDURAL_CLASSES if c not in cfg["classes"]]
     if missing:
         raise ConfigError(f"{source}: classes must include {missing} (the procedural generators emit them)")

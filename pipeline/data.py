@@ -69,10 +69,13 @@ class CocoInstances(torch.utils.data.Dataset):
         return image, target
 
 
-def train_transforms(hflip_prob: float):
-    """Augmentations that keep boxes and masks consistent with the image."""
-    return v2.Compose([v2.RandomHorizontalFlip(hflip_prob), v2.ToDtype(torch.float32, scale=True),
-                       v2.SanitizeBoundingBoxes()])
+def train_transforms(hflip_prob: float, photometric_prob: float = 0.0):
+    """Augmentations that keep boxes and masks consistent with the image (flip moves both;
+    photometric distortion - brightness, contrast, saturation, hue, channel order - moves neither)."""
+    steps = [v2.RandomHorizontalFlip(hflip_prob)]
+    if photometric_prob > 0:
+        steps.append(v2.RandomPhotometricDistort(p=photometric_prob))
+    return v2.Compose([*steps, v2.ToDtype(torch.float32, scale=True), v2.SanitizeBoundingBoxes()])
 
 
 def eval_transforms():

@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 from pipeline import distributed
@@ -105,7 +106,8 @@ def train(cfg: dict[str, Any], classes: list[str], model_cfg: dict[str, Any], we
     torch.manual_seed(cfg["seed"])
     dist = distributed.setup()
     device = pick_device(cfg["device"], dist.local_rank)
-    dataset = CocoInstances(train_json, image_root, train_transforms(cfg["hflip_prob"]))
+    dataset = CocoInstances(train_json, image_root,
+                            train_transforms(cfg["hflip_prob"], cfg.get("photometric_prob", 0.0)))
     if len(dataset) == 0:
         raise ValueError(f"{train_json}: training set is empty")
     if not dataset.coco["annotations"]:
@@ -115,6 +117,14 @@ def train(cfg: dict[str, Any], classes: list[str], model_cfg: dict[str, Any], we
                         transfer=model_cfg.get("transfer", "fine_tune")).to(device)
     log.info("%s, transfer=%s: %d trainable parameters", model_cfg["arch"], model_cfg.get("transfer", "fine_tune"),
              count_trainable(model))
+    lo, hi = cfg.get("scale_jitter", [1.0, 1.0])
+    if (lo, hi) != (1.0, 1.0):
+        # torchvision's multi-scale training: the model's resize picks one of these shorter-side sizes
+        # per batch while training; evaluation uses the last one, the configured size.
+        nominal = model_cfg["min_size_px"]
+        sizes = sorted({int(round(nominal * f)) for f in np.linspace(lo, hi, 5)} - {nominal})
+        model.transform.min_size = (*sizes, nominal)
+        log.info("scale jitter: training shorter side drawn from %s px", model.transform.min_size)
     net = model
     if dist.enabled:
         # Images without objects leave the mask head out of the loss: unused parameters are normal here.

@@ -44,6 +44,7 @@ def test_defaults_filled_from_schema():
     ({"evaluate": {"real_ann": "/no/real.json", "real_image_root": "/"}}, ["evaluate.real_ann", "/no/real.json"]),
     ({"evaluate": {"real_ann": "x.json"}}, ["evaluate.real_ann and evaluate.real_image_root"]),
     ({"annotate": {"min_visibility": 1.5}}, ["annotate.min_visibility"]),
+    ({"train": {"scale_jitter": [1.2, 0.8]}}, ["train.scale_jitter", "min <= max"]),
 ])
 def test_bad_values_name_the_key(over, words):
     with pytest.raises(ConfigError) as err:

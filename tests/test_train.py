@@ -185,3 +185,21 @@ def test_adamw_option_trains_and_resumes_with_its_state(shard_coco, rendered_sha
     train(cfg, CLASSES, MODEL_CFG, {"kind": "none"}, ann, root, tmp_path / "w")
     state = load_checkpoint(tmp_path / "w" / "last.pth")["optimizer"]["state"]
     assert state and all("exp_avg_sq" in s for s in state.values())  # AdamW moments, not SGD momentum
+
+
+def test_photometric_and_scale_jitter_keep_labels_consistent(shard_coco, rendered_shard, tmp_path, caplog):
+    from pipeline.data import train_transforms
+
+    ann, root = write_train_json(shard_coco, rendered_shard, tmp_path)
+    plain = CocoInstances(ann, root, train_transforms(0.0))
+    distorted = CocoInstances(ann, root, train_transforms(0.0, photometric_prob=1.0))
+    torch.manual_seed(0)
+    (a, ta), (b, tb) = plain[0], distorted[0]
+    assert not torch.equal(a, b)  # pixels changed ...
+    assert torch.equal(ta["boxes"], tb["boxes"]) and torch.equal(ta["masks"], tb["masks"])  # ... labels did not
+    cfg = train_cfg(iterations=2, photometric_prob=1.0, scale_jitter=[0.5, 1.0])
+    with caplog.at_level("INFO", logger="pipeline.train"):
+        train(cfg, CLASSES, MODEL_CFG, {"kind": "none"}, ann, root, tmp_path / "j")
+    # multi-scale training sizes, the configured 96 px last (what evaluation uses)
+    assert "shorter side drawn from (48, 60, 72, 84, 96) px" in caplog.text
+    assert load_checkpoint(tmp_path / "j" / "model_final.pth")["iteration"] == 2
