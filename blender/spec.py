@@ -202,13 +202,13 @@ def sample_scene(rng: np.random.Generator, render_cfg: dict[str, Any], frame: st
                                   render_cfg["distractors_per_image"][1] + 1))
     next_id = 1
     for category, n in counts:
+        files = asset_files(render_cfg.get("assets", {}).get(category, ""))
         for _ in range(n):
             pos = _place(rng, FOOTPRINT_M[category], placed, area)
             if pos is None:
                 continue
             placed.append((*pos, FOOTPRINT_M[category]))
             params = pedestrian_params(rng) if category == PEDESTRIAN else pallet_jack_params(rng)
-            files = asset_files(render_cfg.get("assets", {}).get(category, ""))
             # Drawn only when a folder is configured: procedural-only datasets stay as they were.
             if files and rng.uniform() < render_cfg["asset_fraction"]:
                 params["asset"] = files[int(rng.integers(len(files)))]

@@ -60,7 +60,9 @@ def match_image(gts: list[dict], dets: list[dict], iou_threshold: float, iou_typ
     return pairs, lonely, [j for j in range(len(gts)) if j not in taken]
 
 
-def _group(gt: dict[str, Any], preds: list[dict[str, Any]], score_threshold: float):
+def _matched_images(gt: dict[str, Any], preds: list[dict[str, Any]], score_threshold: float,
+                    iou_threshold: float, iou_type: str):
+    """Per image: (image, its ground truth, its detections above the threshold, match_image's result)."""
     by_gt: dict[int, list] = {im["id"]: [] for im in gt["images"]}
     by_dt: dict[int, list] = {im["id"]: [] for im in gt["images"]}
     for a in gt["annotations"]:
@@ -68,46 +70,41 @@ def _group(gt: dict[str, Any], preds: list[dict[str, Any]], score_threshold: flo
     for p in preds:
         if p["score"] >= score_threshold and p["image_id"] in by_dt:
             by_dt[p["image_id"]].append(p)
-    return by_gt, by_dt
+    for im in gt["images"]:
+        gts, dets = by_gt[im["id"]], by_dt[im["id"]]
+        yield im, gts, dets, match_image(gts, dets, iou_threshold, iou_type)
 
 
-def confusion_matrix(gt: dict[str, Any], preds: list[dict[str, Any]], score_threshold: float,
-                     iou_threshold: float = 0.5, iou_type: str = "segm") -> dict[str, Any]:
-    """Counts of true class (rows, + 'background' for false positives) vs predicted class
-    (columns, + 'missed' for ground truth nothing matched)."""
+def error_analysis(gt: dict[str, Any], preds: list[dict[str, Any]], score_threshold: float,
+                   iou_threshold: float = 0.5, iou_type: str = "segm") -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """The confusion matrix and the per-image error list from one matching pass.
+
+    Confusion: counts of true class (rows, + 'background' for false positives) vs predicted
+    class (columns, + 'missed' for ground truth nothing matched). Per image: tp, fp, fn,
+    wrong class, mean IoU of hits; worst first (most errors).
+    """
     cats = sorted(gt["categories"], key=lambda c: c["id"])
     index = {c["id"]: k for k, c in enumerate(cats)}
     n = len(cats)
     m = np.zeros((n + 1, n + 1), dtype=int)
-    by_gt, by_dt = _group(gt, preds, score_threshold)
-    for image_id, gts in by_gt.items():
-        dets = by_dt[image_id]
-        pairs, lonely, missed = match_image(gts, dets, iou_threshold, iou_type)
+    rows = []
+    for im, gts, dets, (pairs, lonely, missed) in _matched_images(gt, preds, score_threshold, iou_threshold,
+                                                                   iou_type):
         for i, j, _ in pairs:
             m[index[gts[j]["category_id"]], index[dets[i]["category_id"]]] += 1
         for i in lonely:
             m[n, index[dets[i]["category_id"]]] += 1
         for j in missed:
             m[index[gts[j]["category_id"]], n] += 1
-    names = [c["name"] for c in cats]
-    return {"true": names + ["background"], "predicted": names + ["missed"], "matrix": m.tolist(),
-            "score_threshold": score_threshold, "iou_threshold": iou_threshold, "iou_type": iou_type}
-
-
-def per_image_errors(gt: dict[str, Any], preds: list[dict[str, Any]], score_threshold: float,
-                     iou_threshold: float = 0.5, iou_type: str = "segm") -> list[dict[str, Any]]:
-    """One row per image (tp, fp, fn, wrong class, mean IoU of hits), worst first (most errors)."""
-    by_gt, by_dt = _group(gt, preds, score_threshold)
-    files = {im["id"]: im["file_name"] for im in gt["images"]}
-    rows = []
-    for image_id, gts in by_gt.items():
-        dets = by_dt[image_id]
-        pairs, lonely, missed = match_image(gts, dets, iou_threshold, iou_type)
         hits = [(i, j, iou) for i, j, iou in pairs if dets[i]["category_id"] == gts[j]["category_id"]]
         wrong = len(pairs) - len(hits)
-        rows.append({"image_id": image_id, "file_name": files[image_id], "objects": len(gts),
+        rows.append({"image_id": im["id"], "file_name": im["file_name"], "objects": len(gts),
                      "tp": len(hits), "fp": len(lonely), "fn": len(missed), "wrong_class": wrong,
                      "errors": len(lonely) + len(missed) + wrong,
                      "mean_iou": round(float(np.mean([iou for *_, iou in hits])), 4) if hits else None})
     rows.sort(key=lambda r: (-r["errors"], -(r["objects"] - r["tp"]), r["file_name"]))
-    return rows
+    names = [c["name"] for c in cats]
+    confusion = {"true": names + ["background"], "predicted": names + ["missed"], "matrix": m.tolist(),
+                 "score_threshold": score_threshold, "iou_threshold": iou_threshold, "iou_type": iou_type}
+    return confusion, rows
+

@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from pipeline.analysis import confusion_matrix, per_image_errors, pr_curves
+from pipeline.analysis import error_analysis, pr_curves
 from pipeline.io import read_json, write_json
 
 log = logging.getLogger(__name__)
@@ -149,8 +149,7 @@ def main(argv: list[str] | None = None) -> int:
     preds = predict(model, dataset, device, eval_cfg["score_threshold"], eval_cfg["mask_threshold"], label_map)
     metrics = coco_eval(gt, preds)
     thr, iou = eval_cfg["confusion_score_threshold"], eval_cfg["match_iou"]
-    metrics["confusion"] = confusion_matrix(gt, preds, thr, iou)
-    metrics["per_image"] = per_image_errors(gt, preds, thr, iou)
+    metrics["confusion"], metrics["per_image"] = error_analysis(gt, preds, thr, iou)
     if label_map is not None:
         metrics["not_detectable"] = [c for i, c in enumerate(classes, 1) if i not in label_map.values()]
     metrics["num_images"] = len(dataset)

@@ -90,6 +90,11 @@ def headline(summary: dict[str, Any]) -> str:
     return text
 
 
+def md_table(head: list[str], body: list[list[Any]]) -> list[str]:
+    """A Markdown table as lines."""
+    return ["| " + " | ".join(map(str, row)) + " |" for row in [head, ["---"] * len(head), *body]]
+
+
 def comparison_table(summary: dict[str, Any], classes: list[str], markdown: bool = False) -> str:
     head = ["model", "mask AP", "mask AP50", "box AP"] + [f"{c} mask AP" for c in classes]
     body = []
@@ -99,8 +104,7 @@ def comparison_table(summary: dict[str, Any], classes: list[str], markdown: bool
                   for c in classes]
         body.append(cells)
     if markdown:
-        lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-        return "\n".join(lines + ["| " + " | ".join(c) + " |" for c in body])
+        return "\n".join(md_table(head, body))
     th = "".join(f"<th>{html.escape(h)}</th>" for h in head)
     tr = "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in cells) + "</tr>" for cells in body)
     return f"<table><tr>{th}</tr>{tr}</table>"
@@ -197,15 +201,15 @@ figcaption{{font-size:12px;color:#555}}.headline{{font-size:1.2em;background:#ee
 def markdown_summary(title: str, metrics: dict[str, Any], summary: dict[str, Any], classes: list[str]) -> str:
     lines = [f"# {title}", "", headline(summary), "", comparison_table(summary, classes, markdown=True), ""]
     if summary["data_efficiency"]:
-        lines += ["## Data efficiency", "", "| training images | mask AP | box AP |", "|---|---|---|"]
-        lines += [f"| {p['train_images']} | {_fmt(p['segm_AP'])} | {_fmt(p['bbox_AP'])} |"
-                  for p in summary["data_efficiency"]] + [""]
+        lines += ["## Data efficiency", ""]
+        lines += md_table(["training images", "mask AP", "box AP"],
+                          [[p["train_images"], _fmt(p["segm_AP"]), _fmt(p["bbox_AP"])]
+                           for p in summary["data_efficiency"]]) + [""]
     if "confusion" in metrics:
         c = metrics["confusion"]
-        lines += [f"## Confusion (score ≥ {c['score_threshold']}, IoU ≥ {c['iou_threshold']})", "",
-                  "| true \\ predicted | " + " | ".join(c["predicted"]) + " |", "|" + "---|" * (len(c["predicted"]) + 1)]
-        lines += [f"| {t} | " + " | ".join(str(v) for v in row) + " |" for t, row in zip(c["true"], c["matrix"])]
-        lines.append("")
+        lines += [f"## Confusion (score ≥ {c['score_threshold']}, IoU ≥ {c['iou_threshold']})", ""]
+        lines += md_table(["true \\ predicted", *c["predicted"]],
+                          [[t, *row] for t, row in zip(c["true"], c["matrix"])]) + [""]
     return "\n".join(lines)
 
 
@@ -236,7 +240,7 @@ def main(argv: list[str] | None = None) -> int:
     metrics, gt = read_json(args.metrics), read_json(args.ann)
     prov = provenance({"report": cfg})
     train_images = len(read_json(args.train_json)["images"]) if args.train_json else -1
-    transfer = prov.get("config", {}).get("model", {}).get("transfer", "fine_tune")
+    transfer = "fine_tune"
     train_prov = args.metrics_csv.parent / "provenance.json"
     if train_prov.is_file():
         tp = read_json(train_prov).get("config", {})

@@ -125,7 +125,12 @@ def train(cfg: dict[str, Any], classes: list[str], model_cfg: dict[str, Any], we
         sizes = sorted({int(round(nominal * f)) for f in np.linspace(lo, hi, 5)} - {nominal})
         model.transform.min_size = (*sizes, nominal)
         log.info("scale jitter: training shorter side drawn from %s px", model.transform.min_size)
-    net = model
+    if device.type == "cuda":
+        # Rendered images share one size, so cuDNN's per-shape autotuning pays off after the first batch.
+        torch.backends.cudnn.benchmark = True
+        if cfg.get("channels_last"):
+            model = model.to(memory_format=torch.channels_last)
+    net = model  # DDP wraps the model after its memory format is final
     if dist.enabled:
         # Images without objects leave the mask head out of the loss: unused parameters are normal here.
         net = torch.nn.parallel.DistributedDataParallel(
@@ -135,11 +140,6 @@ def train(cfg: dict[str, Any], classes: list[str], model_cfg: dict[str, Any], we
         optimizer = torch.optim.AdamW(param_groups(model, cfg["weight_decay"]), lr=cfg["lr"])
     else:
         optimizer = torch.optim.SGD(param_groups(model, cfg["weight_decay"]), lr=cfg["lr"], momentum=cfg["momentum"])
-    if device.type == "cuda":
-        # Rendered images share one size, so cuDNN's per-shape autotuning pays off after the first batch.
-        torch.backends.cudnn.benchmark = True
-        if cfg.get("channels_last"):
-            model = model.to(memory_format=torch.channels_last)
     warmup = max(1, cfg["warmup_iters"])
     total = cfg["iterations"]
 

@@ -7,7 +7,7 @@ import pytest
 import torch
 from PIL import Image
 
-from pipeline.analysis import confusion_matrix, per_image_errors
+from pipeline.analysis import error_analysis
 from pipeline.coco import encode_mask
 from pipeline.evaluate import coco_eval, general_label_map, predict
 from pipeline.split import subset
@@ -57,15 +57,14 @@ def test_confusion_matrix_and_errors_on_a_handmade_case():
              ann(0, 2, 1, 40, 0, 10, 20, score=0.95),
              ann(0, 2, 2, 30, 30, 5, 5, score=0.7),       # nothing there: false positive
              ann(0, 2, 2, 0, 20, 20, 10, score=0.2)]      # would find jack 3, but below the threshold
-    c = confusion_matrix(gt, preds, score_threshold=0.5)
+    c, rows = error_analysis(gt, preds, score_threshold=0.5)
     assert c["true"] == ["pedestrian", "pallet_jack", "background"]
     assert c["predicted"] == ["pedestrian", "pallet_jack", "missed"]
     assert c["matrix"] == [[2, 0, 0],   # both pedestrians found
                            [1, 0, 1],   # one jack taken for a pedestrian, one missed
                            [0, 1, 0]]   # one false positive pallet jack
     # At a lower threshold the low-score detection finds the missed jack.
-    assert confusion_matrix(gt, preds, score_threshold=0.1)["matrix"][1] == [1, 1, 0]
-    rows = per_image_errors(gt, preds, score_threshold=0.5)
+    assert error_analysis(gt, preds, score_threshold=0.1)[0]["matrix"][1] == [1, 1, 0]
     by = {r["file_name"]: r for r in rows}
     assert by["img_1.png"] == {**by["img_1.png"], "tp": 1, "fp": 0, "fn": 0, "wrong_class": 1, "errors": 1}
     assert by["img_2.png"] == {**by["img_2.png"], "tp": 1, "fp": 1, "fn": 1, "wrong_class": 0, "errors": 2}
@@ -117,8 +116,8 @@ def test_report_from_fixture_metrics(tmp_path):
         Image.new("RGB", (60, 40), (90, 90, 90)).save(tmp_path / f"img_{i}.png")
     preds = [ann(0, 1, 1, 0, 0, 10, 20, score=0.9), ann(0, 1, 2, 20, 0, 20, 10, score=0.8)]
     metrics = coco_eval(gt, preds)
-    metrics.update(num_images=2, num_predictions=2, confusion=confusion_matrix(gt, preds, 0.5),
-                   per_image=per_image_errors(gt, preds, 0.5))
+    confusion, per_image = error_analysis(gt, preds, 0.5)
+    metrics.update(num_images=2, num_predictions=2, confusion=confusion, per_image=per_image)
     general = coco_eval(gt, preds[:1])
     general["not_detectable"] = ["pallet_jack"]
     small = coco_eval(gt, [])

@@ -36,6 +36,11 @@ def root_of(key):
     return lambda wildcards, input: str(Path(input[key]).parent.parent)
 
 
+def checkpoint_arg(wildcards, input):
+    """params value: the evaluate CLI's model source for rules with a `checkpoint` input."""
+    return f"--checkpoint {shlex.quote(input.checkpoint)}"
+
+
 def cfg_json(*keys):
     """The config slice a job uses, as canonical JSON: a params value, so edits rerun what depends on it."""
     node = config

@@ -86,7 +86,7 @@ rule contact_sheet:
         png=report(f"{OUT}/report/contact_sheet.png", category="Dataset"),
     params:
         py=PY,
-        root=lambda wildcards, input: str(Path(input[0]).parent.parent),
+        root=root_of(0),
         max_images=config["report"]["contact_sheet_images"],
     conda:
         ENV

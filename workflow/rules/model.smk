@@ -128,7 +128,7 @@ rule evaluate:
         predictions=f"{OUT}/eval/predictions.json",
     params:
         py=PY,
-        source=lambda wildcards, input: f"--checkpoint {shlex.quote(input.checkpoint)}",
+        source=checkpoint_arg,
         eval=cfg_json("evaluate"),
         model=cfg_json("model"),
         out_dir=dir_of("metrics"),
@@ -157,7 +157,7 @@ rule evaluate_variant:
         predictions=f"{OUT}/variants/{{variant}}/eval/predictions.json",
     params:
         py=PY,
-        source=lambda wildcards, input: f"--checkpoint {shlex.quote(input.checkpoint)}",
+        source=checkpoint_arg,
         eval=cfg_json("evaluate"),
         model=variant_model_cfg,
         out_dir=dir_of("metrics"),
@@ -216,7 +216,7 @@ rule evaluate_real:
         predictions=f"{OUT}/eval_real/predictions.json",
     params:
         py=PY,
-        source=lambda wildcards, input: f"--checkpoint {shlex.quote(input.checkpoint)}",
+        source=checkpoint_arg,
         eval=cfg_json("evaluate"),
         model=cfg_json("model"),
         out_dir=dir_of("metrics"),
