@@ -9,7 +9,7 @@ import math
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import numpy as np
 import torch
@@ -47,31 +47,53 @@ def param_groups(model: torch.nn.Module, weight_decay: float) -> list[dict[str, 
     return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
 
 
-def batches(dataset, batch_size: int, seed: int, workers: int, start_epoch: int, skip: int = 0,
-            rank: int = 0, world: int = 1):
-    """Endless (epoch, index-in-epoch, batch) stream; each epoch has its own seeded permutation.
+def batch_schedule(n: int, batch_size: int, seed: int, start_epoch: int, skip: int = 0, rank: int = 0,
+                   world: int = 1) -> Iterator[tuple[int, bool, list[int]]]:
+    """Endless (epoch, last-batch-of-epoch, indices) sequence; each epoch has its own seeded permutation.
 
     `skip` batches of the first epoch are skipped without loading them, so a resumed run
     sees exactly the batches an uninterrupted run would have seen. Under DDP every
     process draws the same permutation and takes its own `batch_size` slice of each
     global batch of `batch_size * world` images.
     """
-    n = len(dataset)
     step = batch_size * world
     drop_last = n > step
     epoch = start_epoch
     while True:
-        g = torch.Generator().manual_seed(seed * 100003 + epoch)
-        order = torch.randperm(n, generator=g).tolist()
+        order = torch.randperm(n, generator=torch.Generator().manual_seed(seed * 100003 + epoch)).tolist()
         stop = n - n % step if drop_last else n
         chunks = [order[i:i + step][rank::world] or order[i:i + step][:1] for i in range(0, stop, step)]
-        loader = torch.utils.data.DataLoader(dataset, batch_sampler=chunks[skip:], num_workers=workers,
-                                             collate_fn=collate, pin_memory=torch.cuda.is_available(),
-                                             generator=g)  # own generator: the global RNG is checkpointed
-        for k, batch in enumerate(loader, start=skip):
-            yield epoch, k + 1 == len(chunks), batch
+        for k in range(skip, len(chunks)):
+            yield epoch, k + 1 == len(chunks), chunks[k]
         skip = 0
         epoch += 1
+
+
+class _ScheduleSampler(torch.utils.data.Sampler):
+    """The schedule's indices as a DataLoader batch sampler (one loader for the whole run)."""
+
+    def __init__(self, *args: Any) -> None:
+        self.args = args
+
+    def __iter__(self):
+        return (idx for _, _, idx in batch_schedule(*self.args))
+
+
+def batches(dataset, batch_size: int, seed: int, workers: int, start_epoch: int, skip: int = 0,
+            rank: int = 0, world: int = 1):
+    """Endless (epoch, last-batch-of-epoch, batch) stream following `batch_schedule`.
+
+    One DataLoader serves every epoch, so its workers start once and keep prefetching
+    across epoch boundaries (small synthetic sets have few batches per epoch).
+    """
+    args = (len(dataset), batch_size, seed, start_epoch, skip, rank, world)
+    loader = torch.utils.data.DataLoader(
+        dataset, batch_sampler=_ScheduleSampler(*args), num_workers=workers, collate_fn=collate,
+        pin_memory=torch.cuda.is_available(), prefetch_factor=4 if workers else None,
+        # own generator for worker seeds: the global RNG is checkpointed
+        generator=torch.Generator().manual_seed(seed * 100003 + start_epoch * 1009 + skip))
+    for (epoch, last, _), batch in zip(batch_schedule(*args), loader):
+        yield epoch, last, batch
 
 
 def validate(model, val_ds, device, iteration: int, val_rows: list, val_csv: Path, best_ap: float,
@@ -126,8 +148,10 @@ def train(cfg: dict[str, Any], classes: list[str], model_cfg: dict[str, Any], we
         model.transform.min_size = (*sizes, nominal)
         log.info("scale jitter: training shorter side drawn from %s px", model.transform.min_size)
     if device.type == "cuda":
-        # Rendered images share one size, so cuDNN's per-shape autotuning pays off after the first batch.
-        torch.backends.cudnn.benchmark = True
+        # Off by default: the mask head's convolutions see a different number of RoIs every
+        # iteration, and cuDNN autotunes again for each new shape (measured on an H100: 2x slower
+        # in fp32, 5-10x under AMP; benchmarks/results/train_gpu_cudnn_benchmark_on.json).
+        torch.backends.cudnn.benchmark = bool(cfg.get("cudnn_benchmark", False))
         if cfg.get("channels_last"):
             model = model.to(memory_format=torch.channels_last)
     net = model  # DDP wraps the model after its memory format is final
@@ -150,7 +174,9 @@ def train(cfg: dict[str, Any], classes: list[str], model_cfg: dict[str, Any], we
 
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_factor)
     use_amp = cfg["amp"] and device.type == "cuda"
-    scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
+    amp_dtype = getattr(torch, cfg.get("amp_dtype", "float16"))
+    # bf16 has fp32's exponent range: gradients do not underflow, so no loss scaling.
+    scaler = torch.amp.GradScaler("cuda", enabled=use_amp and amp_dtype == torch.float16)
     out_dir.mkdir(parents=True, exist_ok=True)
     if dist.main:
         remove_stale_temps(out_dir)  # a killed run's half-written checkpoint
@@ -186,15 +212,17 @@ def train(cfg: dict[str, Any], classes: list[str], model_cfg: dict[str, Any], we
         with open(metrics_csv) as f:
             rows = [r for r in csv.DictReader(f) if int(r["iteration"]) <= start_it]
 
-    def checkpoint(path: Path, it: int, epoch: int, batch_in_epoch: int) -> None:
+    def checkpoint(path: Path, it: int, epoch: int, batch_in_epoch: int, resumable: bool = True) -> None:
+        """last.pth holds everything a resume needs; best.pth and model_final.pth only the model
+        (half the size: no optimizer momentum) for evaluation and deployment."""
         if not dist.main:
             return
-        save_checkpoint(path, model=model.state_dict(), optimizer=optimizer.state_dict(),
-                        lr_scheduler=scheduler.state_dict(), iteration=it, epoch=epoch,
-                        batch_in_epoch=batch_in_epoch,
-                        rng=torch.get_rng_state(), classes=list(classes),
-                        config=run_config,
-                        weights=json.dumps(weights_info))
+        state = dict(model=model.state_dict(), iteration=it, classes=list(classes), config=run_config,
+                     weights=json.dumps(weights_info))
+        if resumable:
+            state.update(optimizer=optimizer.state_dict(), lr_scheduler=scheduler.state_dict(), epoch=epoch,
+                         batch_in_epoch=batch_in_epoch, rng=torch.get_rng_state())
+        save_checkpoint(path, **state)
         with atomic_path(metrics_csv) as tmp, open(tmp, "w", newline="") as f:
             w = csv.DictWriter(f, fieldnames=CSV_FIELDS)
             w.writeheader()
@@ -218,7 +246,7 @@ def train(cfg: dict[str, Any], classes: list[str], model_cfg: dict[str, Any], we
         resume_epoch = epoch + 1 if epoch_done else epoch
         images = [im.to(device, non_blocking=True) for im in images]
         targets = [{k: (v.to(device) if torch.is_tensor(v) else v) for k, v in t.items()} for t in targets]
-        with torch.autocast(device.type, dtype=torch.float16, enabled=use_amp):
+        with torch.autocast(device.type, dtype=amp_dtype, enabled=use_amp):
             losses = net(images, targets)
             loss = sum(losses.values())
         # Mean over processes, so every process sees the same numbers and stops together on NaN.
@@ -243,10 +271,11 @@ def train(cfg: dict[str, Any], classes: list[str], model_cfg: dict[str, Any], we
         bar.set_postfix(loss=f"{logged['loss']:.3f}")
         if eval_every and dist.main and ((it + 1) % eval_every == 0 or it + 1 == total):
             best_ap = validate(model, val_ds, device, it + 1, val_rows, val_csv, best_ap,
-                               lambda: checkpoint(out_dir / "best.pth", it + 1, resume_epoch, batch_in_epoch))
+                               lambda: checkpoint(out_dir / "best.pth", it + 1, resume_epoch, batch_in_epoch,
+                                                  resumable=False))
         if (it + 1) % cfg["checkpoint_every"] == 0 or it + 1 == total:
             checkpoint(last, it + 1, resume_epoch, batch_in_epoch)
-    checkpoint(out_dir / "model_final.pth", total, resume_epoch, batch_in_epoch)
+    checkpoint(out_dir / "model_final.pth", total, resume_epoch, batch_in_epoch, resumable=False)
     if dist.main:
         meta = provenance({"train": cfg, "model": model_cfg, "classes": classes, "weights": weights_info})
         meta["device"] = str(device)

@@ -80,6 +80,9 @@ def test_train_writes_checkpoints_and_resumes(shard_coco, rendered_shard, tmp_pa
     train(train_cfg(), CLASSES, MODEL_CFG, {"kind": "none"}, ann, root, out)
     ckpt = load_checkpoint(out / "model_final.pth", CLASSES)
     assert ckpt["iteration"] == 2 and (out / "metrics.csv").read_text().count("\n") == 3
+    # model_final.pth is for deployment: the model alone; last.pth also carries optimizer/RNG state.
+    assert "optimizer" not in ckpt and {"optimizer", "rng", "epoch"} <= set(load_checkpoint(out / "last.pth"))
+    assert (out / "model_final.pth").stat().st_size < 0.75 * (out / "last.pth").stat().st_size
     # Extending the run resumes from last.pth (iteration 2) instead of starting over... only when
     # the config matches; a changed config starts afresh.
     with pytest.raises(ValueError, match="trained for classes"):
