@@ -35,6 +35,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from pipeline.data import CocoInstances, collate, eval_transforms  # noqa: E402
+from pipeline.io import write_json  # noqa: E402
 from pipeline.model import build_model  # noqa: E402
 from pipeline.train import train  # noqa: E402
 
@@ -167,9 +168,7 @@ def main(argv: list[str] | None = None) -> int:
               "pipeline_workers": args.workers if device.type == "cuda" else 0,
               "images": len(ds) // args.repeat, "repeat": args.repeat, "model_size_px": args.size, "rows": rows}
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = args.out.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(result, indent=1) + "\n")
-    tmp.replace(args.out)
+    write_json(args.out, result)
     print(f"wrote {args.out}")
     return 0
 
