@@ -7,7 +7,7 @@ import bmesh
 import bpy
 from mathutils import Euler, Matrix, Vector
 
-from blender.spec import CameraSpec, ObjectSpec, SceneSpec
+from blender.spec import HALL_M, CameraSpec, ObjectSpec, SceneSpec, _solid_spans
 
 BLACK = (0.02, 0.02, 0.02)
 STEEL = (0.45, 0.45, 0.47)
@@ -200,6 +200,8 @@ def build_distractor(spec: ObjectSpec) -> bpy.types.Object:
                 mb.box((x, 0, z0 + 0.05), (0.1, 1.2, 0.1), mat)
             for y in (-0.5, -0.25, 0.0, 0.25, 0.5):
                 mb.box((0, y, z0 + 0.122), (1.2, 0.1, 0.022), mat)
+    elif spec.kind == "forklift":
+        _forklift(mb, spec, mat)
     elif spec.kind == "rack":
         w, levels = p["width_m"], p["levels"]
         height = 1.3 * levels + 0.3
@@ -217,27 +219,110 @@ def build_distractor(spec: ObjectSpec) -> bpy.types.Object:
     return mb.to_object(spec)
 
 
+def _forklift(mb: MeshBuilder, spec: ObjectSpec, paint) -> None:
+    """Counterbalance forklift facing -y (forks first): body, counterweight, overhead guard, mast, forks."""
+    p = spec.params
+    rubber = material(f"{spec.name}_rubber", BLACK, 0.8)
+    steel = material(f"{spec.name}_steel", STEEL, 0.35, metallic=1.0)
+    dark = material(f"{spec.name}_dark", (0.08, 0.08, 0.09), 0.6)
+    mb.box((0, 0.35, 0.65), (1.05, 1.6, 0.8), paint)                 # chassis/body
+    mb.box((0, 1.2, 0.7), (1.05, 0.35, 0.9), dark)                   # counterweight
+    mb.box((0, 0.55, 1.2), (0.5, 0.4, 0.3), dark)                    # seat
+    mb.cylinder((0, -0.15, 1.25), 0.16, 0.04, rubber, rot=(0.9, 0, 0))  # steering wheel
+    for x in (-0.45, 0.45):
+        for y in (-0.2, 0.95):
+            mb.cylinder((x, y, 0.28), 0.28, 0.2, rubber, rot=(0, math.pi / 2, 0))
+        for y in (-0.25, 0.9):  # overhead guard posts
+            mb.box((x, y, 1.6), (0.06, 0.06, 1.3), dark)
+    mb.box((0, 0.33, 2.25), (0.96, 1.25, 0.06), dark)              # guard roof
+    mast_h = p["mast_height_m"]
+    for x in (-0.33, 0.33):
+        mb.box((x, -0.55, mast_h / 2), (0.09, 0.12, mast_h), steel)
+    fh = p["fork_height_m"]
+    mb.box((0, -0.65, fh + 0.3), (0.8, 0.06, 0.55), steel)          # carriage
+    for x in (-0.25, 0.25):
+        mb.box((x, -1.15, fh + 0.03), (0.1, 1.0, 0.05), steel)
+    if p["load"]:
+        wood = material(f"{spec.name}_pallet", (0.55, 0.42, 0.28), 0.8)
+        mb.box((0, -1.15, fh + 0.13), (1.0, 1.0, 0.14), wood)
+        mb.box((0, -1.15, fh + 0.6), (0.95, 0.95, 0.8), material(f"{spec.name}_cargo", (0.55, 0.4, 0.25), 0.85))
+
+
 BUILDERS = {"pedestrian": build_pedestrian, "pallet_jack": build_pallet_jack}
 
 
 def build_environment(spec: SceneSpec) -> None:
-    """Floor with worn-concrete noise, four walls with a floor marking line, world light."""
+    """Floor with worn-concrete noise and markings; walls with window openings; ceiling with
+    skylights and roof beams (spec.shell; an empty shell is an open-topped hall); world light."""
     scene = bpy.context.scene
     world = bpy.data.worlds.new("world")
     world.use_nodes = True
     world.node_tree.nodes["Background"].inputs["Color"].default_value = (0.6, 0.62, 0.65, 1.0)
     world.node_tree.nodes["Background"].inputs["Strength"].default_value = 0.35
     scene.world = world
-    floor_spec = ObjectSpec("floor", "floor", None, 0, (0, 0, 0), 0.0)
+    shell = spec.shell
+    half, height = HALL_M / 2, shell.get("height_m", 8.0)
     mb = MeshBuilder()
-    mb.box((0, 0, -0.05), (30, 30, 0.1), material("floor", spec.floor_color, spec.floor_roughness, noise_scale=6.0))
+    mb.box((0, 0, -0.05), (HALL_M, HALL_M, 0.1), material("floor", spec.floor_color, spec.floor_roughness, noise_scale=6.0))
     marking = material("marking", (0.95, 0.75, 0.05), 0.5)
     for y in (-3.0, 3.0):
-        mb.box((0, y, 0.001), (24, 0.1, 0.002), marking)
+        mb.box((0, y, 0.001), (HALL_M - 6, 0.1, 0.002), marking)
     wall = material("wall", spec.wall_color, 0.9)
-    for x, y, sx, sy in ((15, 0, 0.2, 30), (-15, 0, 0.2, 30), (0, 15, 30, 0.2), (0, -15, 30, 0.2)):
-        mb.box((x, y, 4), (sx, sy, 8), wall)
-    mb.to_object(floor_spec)
+    sill = shell.get("window_sill_m", 0.0)
+    top = sill + shell.get("window_height_m", 0.0)
+    for name, (cx, cy, along_x) in {"N": (0, half, True), "S": (0, -half, True),
+                                    "E": (half, 0, False), "W": (-half, 0, False)}.items():
+        holes = [(u, w) for side, u, w in shell.get("windows", []) if side == name]
+        # (along-wall span, z range) pieces: full-height wall, or below/above the window band plus piers.
+        pieces = [((-half, half), (0.0, height))] if not holes else (
+            [((-half, half), (0.0, sill)), ((-half, half), (top, height))]
+            + [(span, (sill, top)) for span in _solid_spans(HALL_M, holes)])
+        for (a, b), (z0, z1) in pieces:
+            c, length = (a + b) / 2, b - a
+            if along_x:
+                mb.box((c, cy, (z0 + z1) / 2), (length, 0.2, z1 - z0), wall)
+            else:
+                mb.box((cx, c, (z0 + z1) / 2), (0.2, length, z1 - z0), wall)
+    if shell:
+        roof = material("ceiling", (0.55, 0.56, 0.58), 0.8)
+        rows: dict[tuple[float, float], list[tuple[float, float]]] = {}
+        for x, y, sx, sy in shell["skylights"]:
+            rows.setdefault((y, sy), []).append((x, sx))
+        z = height + 0.1
+        for a, b in _solid_spans(HALL_M, list(rows)):
+            mb.box((0, (a + b) / 2, z), (HALL_M, b - a, 0.2), roof)
+        for (y, sy), holes in rows.items():
+            for a, b in _solid_spans(HALL_M, holes):
+                mb.box(((a + b) / 2, y, z), (b - a, sy, 0.2), roof)
+        beam = material("beam", STEEL, 0.5, metallic=0.6)
+        for x in range(-12, 13, 6):
+            mb.box((x, 0, height - 0.2), (0.25, HALL_M, 0.4), beam)
+    mb.to_object(ObjectSpec("floor", "floor", None, 0, (0, 0, 0), 0.0))
+
+
+def animate_motion(spec: SceneSpec, fps: int = 10) -> None:
+    """Motion blur: each moving object travels linearly through its spec position at frame 1
+    (keys at frames 0 and 2); the shutter of spec.exposure_s is centred on frame 1."""
+    scene = bpy.context.scene
+    prefs = bpy.context.preferences.edit
+    old_interp = prefs.keyframe_new_interpolation_type
+    prefs.keyframe_new_interpolation_type = "LINEAR"
+    try:
+        for o in spec.objects:
+            v = o.params.get("velocity_mps")
+            if not v:
+                continue
+            obj = bpy.data.objects[o.name]
+            for frame, sign in ((0, -1.0), (2, 1.0)):
+                obj.location = (o.location[0] + sign * v[0] / fps, o.location[1] + sign * v[1] / fps, o.location[2])
+                obj.keyframe_insert("location", frame=frame)
+    finally:
+        prefs.keyframe_new_interpolation_type = old_interp
+    scene.render.fps = fps
+    scene.render.use_motion_blur = True
+    scene.render.motion_blur_position = "CENTER"
+    scene.render.motion_blur_shutter = min(2.0, spec.exposure_s * fps)
+    scene.frame_set(1)
 
 
 def build_camera(cam: CameraSpec) -> bpy.types.Object:
@@ -281,5 +366,10 @@ def build_scene(spec: SceneSpec) -> bpy.types.Object:
             BUILDERS.get(obj.kind, build_distractor)(obj)
     build_lights(spec)
     cam = build_camera(spec.camera)
+    bpy.context.scene.render.use_motion_blur = False
+    if spec.exposure_s > 0:
+        animate_motion(spec)
+    else:
+        bpy.context.scene.frame_set(1)
     bpy.context.view_layer.update()
     return cam

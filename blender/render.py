@@ -67,7 +67,9 @@ def configure_render(bpy, cfg: dict[str, Any]) -> None:
     if cfg["threads"]:
         scene.render.threads_mode = "FIXED"
         scene.render.threads = cfg["threads"]
-    scene.render.use_persistent_data = True
+    # Persistent data keeps Cycles' scene copy between renders; with the scene rebuilt every frame
+    # it only grows (measured +0.15 MB/frame over 200 frames; off: +0.01 MB/frame, see benchmarks/).
+    scene.render.use_persistent_data = False
     layer = scene.view_layers[0]
     layer.use_pass_object_index = True
     layer.use_pass_cryptomatte_object = True
@@ -127,6 +129,15 @@ def amodal_pixels(bpy, obj, cam_mats: dict[str, Any], width: int, height: int) -
     return inside, int(canvas.sum())
 
 
+def add_sensor_noise(rgb: np.ndarray, sigma: float, seed: int) -> np.ndarray:
+    """Signal-dependent Gaussian noise (shot + read noise) on an 8-bit image: std `sigma` grey levels
+    at mid-grey, sqrt(0.2 + 0.8 * I / 127.5) times that elsewhere; seeded, so re-renders match."""
+    level = rgb.astype(np.float32)
+    std = sigma * np.sqrt(0.2 + 0.8 * level / 127.5)
+    noisy = level + std * np.random.default_rng(seed).standard_normal(rgb.shape, dtype=np.float32)
+    return np.clip(np.rint(noisy), 0, 255).astype(np.uint8)
+
+
 def render_frame(bpy, spec: SceneSpec, shard_dir: Path, seed_key: list[int], keep_exr: bool = False) -> dict[str, Any]:
     """Build, render and label one frame; returns its metadata (also written to meta/)."""
     import cv2
@@ -153,6 +164,10 @@ def render_frame(bpy, spec: SceneSpec, shard_dir: Path, seed_key: list[int], kee
         bpy.data.images["Render Result"].save_render(str(tmp), scene=scene)
         img.media_type = "MULTI_LAYER_IMAGE"
         img.color_depth = "32"
+        if spec.sensor_noise:
+            rgb = cv2.imread(str(tmp), cv2.IMREAD_UNCHANGED)
+            if rgb is None or not cv2.imwrite(str(tmp), add_sensor_noise(rgb, **spec.sensor_noise)):
+                raise OSError(f"{tmp}: could not add sensor noise to the rendered image")
 
     instances = [o for o in spec.objects if o.instance_id > 0]
     ids, coverage = instance_map_from_exr(exr_tmp, {o.name: o.instance_id for o in instances})

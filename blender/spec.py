@@ -25,8 +25,10 @@ FOOTPRINT_M = {
     "barrel": 0.35,
     "pallet": 0.75,
     "rack": 1.6,
+    "forklift": 1.75,
 }
-DISTRACTOR_KINDS = ("box", "cone", "barrel", "pallet", "rack")
+DISTRACTOR_KINDS = ("box", "cone", "barrel", "pallet", "rack", "forklift")
+HALL_M = 30.0  # the hall is HALL_M x HALL_M, centred on the origin
 
 CLOTHES = [(0.1, 0.15, 0.35), (0.25, 0.25, 0.25), (0.5, 0.1, 0.1), (0.15, 0.3, 0.15),
            (0.6, 0.55, 0.45), (0.05, 0.05, 0.05), (0.35, 0.25, 0.15)]
@@ -77,6 +79,13 @@ class SceneSpec:
     camera: CameraSpec
     lights: list[LightSpec]
     objects: list[ObjectSpec]
+    # Ceiling and openings: {"height_m", "skylights": [[x, y, sx, sy]], "windows": [[wall, u, width]],
+    # "window_sill_m", "window_height_m"}; empty = open-topped hall (walls 8 m, no ceiling).
+    shell: dict[str, Any] = field(default_factory=dict)
+    # Shutter time for motion blur (0 = none); objects move by params["velocity_mps"] * exposure_s.
+    exposure_s: float = 0.0
+    # Sensor noise added to the 8-bit RGB after rendering: {"sigma": grey levels, "seed": int}; empty = none.
+    sensor_noise: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dict (tuples become lists)."""
@@ -164,6 +173,12 @@ def distractor_params(rng: np.random.Generator, kind: str) -> dict[str, Any]:
     if kind == "rack":
         return {"levels": int(rng.integers(2, 4)), "width_m": round(_u(rng, (2.0, 2.8)), 3),
                 "color": _rgb(_pick(rng, [(0.05, 0.2, 0.6), (0.9, 0.4, 0.0)]))}
+    if kind == "forklift":
+        return {"color": _rgb(_pick(rng, [(0.95, 0.7, 0.02), (0.9, 0.35, 0.02), (0.1, 0.35, 0.15),
+                                           (0.7, 0.05, 0.03), (0.1, 0.15, 0.5)])),
+                "fork_height_m": round(_u(rng, (0.05, 1.2)), 3),
+                "mast_height_m": round(_u(rng, (2.0, 2.6)), 3),
+                "load": bool(rng.random() < 0.4)}
     raise ValueError(f"unknown distractor kind {kind!r}")
 
 
@@ -185,6 +200,42 @@ def asset_files(folder: str) -> list[str]:
     if not folder:
         return []
     return sorted(str(p) for p in Path(folder).iterdir() if p.suffix.lower() in ASSET_SUFFIXES and p.is_file())
+
+
+def _solid_spans(length: float, holes: list[tuple[float, float]]) -> list[tuple[float, float]]:
+    """Pieces of [-length/2, length/2] left after cutting out (centre, width) holes."""
+    spans, start = [], -length / 2
+    for c, w in sorted(holes):
+        if c - w / 2 > start:
+            spans.append((start, c - w / 2))
+        start = max(start, c + w / 2)
+    if start < length / 2:
+        spans.append((start, length / 2))
+    return spans
+
+
+def sample_shell(rng: np.random.Generator, render_cfg: dict[str, Any]) -> dict[str, Any]:
+    """Ceiling height, skylight rows and wall windows of the hall."""
+    height = round(_u(rng, render_cfg["ceiling_height_m"]), 3)
+    skylights = []
+    if rng.random() < render_cfg["skylight_prob"]:
+        n_rows = int(rng.integers(1, 4))
+        sky_w = round(_u(rng, (1.0, 2.5)), 3)
+        for y in np.linspace(-HALL_M / 4, HALL_M / 4, n_rows) if n_rows > 1 else [0.0]:
+            y += float(rng.uniform(-1.5, 1.5))
+            for x in np.arange(-HALL_M / 2 + 3.0, HALL_M / 2 - 2.0, float(rng.uniform(3.5, 6.0))):
+                skylights.append([round(float(x), 3), round(float(y), 3), sky_w * 1.5, sky_w])
+    windows = []
+    lo, hi = render_cfg["windows_per_wall"]
+    for wall in ("N", "S", "E", "W"):
+        n = int(rng.integers(lo, hi + 1))
+        if n:
+            width = round(_u(rng, (1.5, 3.5)), 3)
+            for u in np.linspace(-HALL_M / 2 + 3, HALL_M / 2 - 3, n + 2)[1:-1]:
+                windows.append([wall, round(float(u), 3), width])
+    sill = round(_u(rng, (1.0, 2.5)), 3)
+    return {"height_m": height, "skylights": skylights, "windows": windows,
+            "window_sill_m": sill, "window_height_m": round(min(_u(rng, (1.2, 2.5)), height - sill - 0.5), 3)}
 
 
 def sample_scene(rng: np.random.Generator, render_cfg: dict[str, Any], frame: str) -> SceneSpec:
@@ -237,21 +288,37 @@ def sample_scene(rng: np.random.Generator, render_cfg: dict[str, Any], frame: st
                  round(float(rng.uniform(0.3, 1.0)), 4)),
         focal_mm=round(_u(rng, render_cfg["focal_mm"]), 3))
 
+    shell = sample_shell(rng, render_cfg)
+    lamp_z = round(shell["height_m"] - 0.3, 3)
     sun_k = float(rng.uniform(4500, 7000))
     lights = [LightSpec("SUN", (0.0, 0.0, 10.0),
                         (round(float(rng.uniform(0.1, 0.8)), 4), 0.0, round(float(rng.uniform(0, 2 * math.pi)), 4)),
                         round(_u(rng, render_cfg["sun_strength"]), 3), kelvin_to_rgb(sun_k))]
     for _ in range(int(rng.integers(1, 4))):
         lights.append(LightSpec("AREA", (round(float(rng.uniform(-6, 6)), 3), round(float(rng.uniform(-6, 6)), 3),
-                                         round(float(rng.uniform(5, 8)), 3)), (0.0, 0.0, 0.0),
+                                         min(lamp_z, round(float(rng.uniform(5, 8)), 3))), (0.0, 0.0, 0.0),
                                 round(_u(rng, render_cfg["area_light_w"]), 1),
                                 kelvin_to_rgb(float(rng.uniform(3000, 6500))), size_m=2.0))
     grey = float(rng.uniform(0.25, 0.6))
     tint = rng.uniform(-0.05, 0.05, size=3)
+    exposure_s = 0.0
+    if rng.random() < render_cfg["motion_blur_prob"]:
+        exposure_s = round(_u(rng, render_cfg["exposure_s"]), 4)
+        for o in objects:  # people walk, jacks are pushed; both along their facing (+y before yaw)
+            speed_range = {"pedestrian": render_cfg["pedestrian_speed_mps"],
+                           "pallet_jack": render_cfg["pallet_jack_speed_mps"]}.get(o.kind)
+            if speed_range and (o.kind != "pedestrian" or o.params.get("pose") in ("walking", "carrying")):
+                speed = _u(rng, speed_range)
+                o.params["velocity_mps"] = [round(-speed * math.sin(o.yaw_rad), 4),
+                                            round(speed * math.cos(o.yaw_rad), 4)]
+    noise: dict[str, Any] = {}
+    if rng.random() < render_cfg["sensor_noise_prob"]:
+        noise = {"sigma": round(_u(rng, render_cfg["sensor_noise_sigma"]), 3),
+                 "seed": int(rng.integers(2**31 - 1))}
     return SceneSpec(
         frame=frame,
         resolution_px=(int(width), int(height)),
         floor_color=_rgb(np.clip(grey + tint, 0, 1)),
         floor_roughness=round(float(rng.uniform(0.3, 0.9)), 3),
         wall_color=_rgb(_pick(rng, [(0.7, 0.7, 0.68), (0.55, 0.6, 0.65), (0.8, 0.78, 0.7)])),
-        camera=camera, lights=lights, objects=objects)
+        camera=camera, lights=lights, objects=objects, shell=shell, exposure_s=exposure_s, sensor_noise=noise)

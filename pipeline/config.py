@@ -11,7 +11,9 @@ import yaml
 
 SCHEMA_PATH = Path(__file__).resolve().parent.parent / "configs" / "schema.yaml"
 RANGE_KEYS = ("pedestrians_per_image", "pallet_jacks_per_image", "distractors_per_image",
-              "camera_height_m", "camera_distance_m", "focal_mm", "sun_strength", "area_light_w")
+              "camera_height_m", "camera_distance_m", "focal_mm", "sun_strength", "area_light_w",
+              "ceiling_height_m", "windows_per_wall", "exposure_s", "pedestrian_speed_mps",
+              "pallet_jack_speed_mps", "sensor_noise_sigma")
 PROCEDURAL_CLASSES = ("pedestrian", "pallet_jack")
 
 
@@ -54,6 +56,12 @@ def validate(cfg: dict[str, Any], source: str = "<config>") -> dict[str, Any]:
         lo, hi = cfg["render"][key]
         if lo > hi:
             raise ConfigError(f"{source}: render.{key}: min {lo} > max {hi}")
+    if cfg["render"]["camera_height_m"][1] >= cfg["render"]["ceiling_height_m"][0] - 0.5:
+        raise ConfigError(f"{source}: render.camera_height_m: max {cfg['render']['camera_height_m'][1]} must be at "
+                          f"least 0.5 m below the lowest ceiling (render.ceiling_height_m min "
+                          f"{cfg['render']['ceiling_height_m'][0]})")
+    if not (0 < cfg["render"]["exposure_s"][0] and cfg["render"]["exposure_s"][1] <= 0.2):
+        raise ConfigError(f"{source}: render.exposure_s: need 0 < min <= max <= 0.2 s, got {cfg['render']['exposure_s']}")
     lo, hi = cfg["train"]["scale_jitter"]
     if not 0 < lo <= hi:
         raise ConfigError(f"{source}: train.scale_jitter: need 0 < min <= max, got [{lo}, {hi}]")

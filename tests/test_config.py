@@ -45,6 +45,10 @@ def test_defaults_filled_from_schema():
     ({"evaluate": {"real_ann": "x.json"}}, ["evaluate.real_ann and evaluate.real_image_root"]),
     ({"annotate": {"min_visibility": 1.5}}, ["annotate.min_visibility"]),
     ({"train": {"scale_jitter": [1.2, 0.8]}}, ["train.scale_jitter", "min <= max"]),
+    ({"render": {"camera_height_m": [2, 9]}}, ["render.camera_height_m", "below the lowest ceiling"]),
+    ({"render": {"exposure_s": [0.01, 0.5]}}, ["render.exposure_s", "<= 0.2"]),
+    ({"render": {"windows_per_wall": [3, 1]}}, ["render.windows_per_wall", "min 3 > max 1"]),
+    ({"render": {"sensor_noise_prob": 2}}, ["render.sensor_noise_prob"]),
 ])
 def test_bad_values_name_the_key(over, words):
     with pytest.raises(ConfigError) as err:

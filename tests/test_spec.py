@@ -52,3 +52,81 @@ def test_category_balance_over_a_shard_follows_the_configured_ranges():
         if lo == 0:
             assert 0.05 < (counts == 0).mean() < 0.6, c  # some images are negatives for this class
     assert min(context) >= cfg["distractors_per_image"][0] - 1  # placement may skip one in a crowded scene
+
+
+def test_shell_fits_the_hall_and_everything_stays_under_the_ceiling():
+    """Skylights and windows lie inside the roof/walls, the camera and lamps hang below the ceiling,
+    and over many scenes both kinds of openings, forklifts and ceiling heights from the range occur."""
+    from blender.spec import HALL_M
+
+    cfg = tiny_render_cfg(camera_height_m=[1.6, 6.0], distractors_per_image=[4, 8])
+    kinds, n_sky, n_win, heights = set(), 0, 0, []
+    for i in range(60):
+        spec = sample_scene(np.random.default_rng([2, 0, i]), cfg, "f")
+        shell = spec.shell
+        lo, hi = cfg["ceiling_height_m"]
+        assert lo <= shell["height_m"] <= hi
+        heights.append(shell["height_m"])
+        assert spec.camera.location[2] < shell["height_m"] - 0.5
+        assert all(light.location[2] < shell["height_m"] for light in spec.lights if light.kind == "AREA")
+        for x, y, sx, sy in shell["skylights"]:
+            assert abs(x) + sx / 2 < HALL_M / 2 and abs(y) + sy / 2 < HALL_M / 2
+        for wall, u, w in shell["windows"]:
+            assert wall in "NSEW" and abs(u) + w / 2 < HALL_M / 2
+        assert shell["window_sill_m"] + shell["window_height_m"] < shell["height_m"]
+        n_sky += bool(shell["skylights"])
+        n_win += bool(shell["windows"])
+        kinds |= {o.kind for o in spec.objects}
+    assert 0 < n_sky < 60 and n_win > 30  # skylight_prob 0.6 by default
+    assert "forklift" in kinds and max(heights) - min(heights) > 1.0
+
+
+def test_solid_spans_cut_holes():
+    from blender.spec import _solid_spans
+
+    assert _solid_spans(10, []) == [(-5, 5)]
+    assert _solid_spans(10, [(0, 2)]) == [(-5, -1), (1, 5)]
+    assert _solid_spans(10, [(3, 2), (-3, 2)]) == [(-5, -4), (-2, 2), (4, 5)]
+
+
+def test_motion_blur_and_sensor_noise_are_optional_seeded_and_follow_the_config():
+    off = tiny_render_cfg()
+    assert off["motion_blur_prob"] == 0 and off["sensor_noise_prob"] == 0
+    for i in range(20):
+        spec = sample_scene(np.random.default_rng([4, 0, i]), off, "f")
+        assert spec.exposure_s == 0 and spec.sensor_noise == {}
+        assert not any("velocity_mps" in o.params for o in spec.objects)
+    on = tiny_render_cfg(motion_blur_prob=1.0, sensor_noise_prob=1.0, exposure_s=[0.03, 0.05],
+                         pedestrians_per_image=[3, 3], pallet_jacks_per_image=[1, 1])
+    moving = 0
+    for i in range(20):
+        spec = sample_scene(np.random.default_rng([4, 0, i]), on, "f")
+        assert 0.03 <= spec.exposure_s <= 0.05
+        assert on["sensor_noise_sigma"][0] <= spec.sensor_noise["sigma"] <= on["sensor_noise_sigma"][1]
+        for o in spec.objects:
+            v = o.params.get("velocity_mps")
+            if o.kind == "pedestrian" and o.params["pose"] in ("standing", "bending"):
+                assert v is None  # only walking or carrying people move
+            if v:
+                moving += 1
+                speed = math.hypot(*v)
+                lo, hi = on["pedestrian_speed_mps" if o.kind == "pedestrian" else "pallet_jack_speed_mps"]
+                assert lo - 1e-3 <= speed <= hi + 1e-3
+                # along the facing direction (+y rotated by yaw)
+                assert abs(v[0] * math.cos(o.yaw_rad) + v[1] * math.sin(o.yaw_rad)) < 1e-3
+    assert moving > 10
+    a = sample_scene(np.random.default_rng([4, 0, 1]), on, "f").to_dict()
+    assert a == sample_scene(np.random.default_rng([4, 0, 1]), on, "f").to_dict()
+
+
+def test_sensor_noise_is_seeded_and_signal_dependent():
+    from blender.render import add_sensor_noise
+
+    img = np.concatenate([np.full((200, 200, 3), 20, np.uint8), np.full((200, 200, 3), 128, np.uint8),
+                          np.full((200, 200, 3), 230, np.uint8)], axis=1)
+    a, b = add_sensor_noise(img, 4.0, 7), add_sensor_noise(img, 4.0, 7)
+    assert np.array_equal(a, b) and not np.array_equal(a, add_sensor_noise(img, 4.0, 8))
+    std = [(a[:, k * 200:(k + 1) * 200].astype(float) - v).std() for k, v in enumerate((20, 128, 230))]
+    assert abs(std[1] - 4.0) < 0.3  # sigma at mid-grey
+    assert std[0] < std[1] < std[2]
+    assert abs((a.astype(float) - img).mean()) < 0.1  # unbiased away from the clipping ends
