@@ -24,8 +24,9 @@ def clear_scene() -> None:
 
 
 def material(name: str, color, roughness: float = 0.6, metallic: float = 0.0,
-             noise_scale: float | None = None) -> bpy.types.Material:
-    """Principled BSDF material; with `noise_scale`, colour varies with procedural noise (worn look)."""
+             noise_scale: float | None = None, contrast: float = 0.3) -> bpy.types.Material:
+    """Principled BSDF material; with `noise_scale`, colour varies with procedural noise (worn look)
+    by +-`contrast` of the base colour."""
     mat = bpy.data.materials.new(name)
     mat.use_nodes = True
     nodes, links = mat.node_tree.nodes, mat.node_tree.links
@@ -37,8 +38,8 @@ def material(name: str, color, roughness: float = 0.6, metallic: float = 0.0,
         noise = nodes.new("ShaderNodeTexNoise")
         noise.inputs["Scale"].default_value = noise_scale
         ramp = nodes.new("ShaderNodeValToRGB")
-        ramp.color_ramp.elements[0].color = (*[c * 0.7 for c in color], 1.0)
-        ramp.color_ramp.elements[1].color = (*[min(1.0, c * 1.25) for c in color], 1.0)
+        ramp.color_ramp.elements[0].color = (*[c * (1 - contrast) for c in color], 1.0)
+        ramp.color_ramp.elements[1].color = (*[min(1.0, c * (1 + contrast * 0.8)) for c in color], 1.0)
         links.new(noise.outputs["Fac"], ramp.inputs["Fac"])
         links.new(ramp.outputs["Color"], bsdf.inputs["Base Color"])
     return mat
@@ -200,6 +201,14 @@ def build_distractor(spec: ObjectSpec) -> bpy.types.Object:
                 mb.box((x, 0, z0 + 0.05), (0.1, 1.2, 0.1), mat)
             for y in (-0.5, -0.25, 0.0, 0.25, 0.5):
                 mb.box((0, y, z0 + 0.122), (1.2, 0.1, 0.022), mat)
+    elif spec.kind == "post":
+        h = p["height_m"]
+        mb.box((0, 0, h / 2), (0.25, 0.25, h), mat)  # steel column
+        if p["guard"]:  # yellow/black impact guard around its foot
+            stripes = [material(f"{spec.name}_guard_yellow", (0.95, 0.75, 0.02), 0.5),
+                       material(f"{spec.name}_guard_black", BLACK, 0.5)]
+            for k in range(4):
+                mb.cylinder((0, 0, 0.15 + 0.25 * k), 0.26, 0.25, stripes[k % 2], segments=20)
     elif spec.kind == "forklift":
         _forklift(mb, spec, mat)
     elif spec.kind == "rack":
@@ -263,7 +272,10 @@ def build_environment(spec: SceneSpec) -> None:
     shell = spec.shell
     half, height = HALL_M / 2, shell.get("height_m", 8.0)
     mb = MeshBuilder()
-    mb.box((0, 0, -0.05), (HALL_M, HALL_M, 0.1), material("floor", spec.floor_color, spec.floor_roughness, noise_scale=6.0))
+    floor = spec.floor or {"noise_scale": 6.0, "noise_contrast": 0.3}
+    mb.box((0, 0, -0.05), (HALL_M, HALL_M, 0.1),
+           material("floor", spec.floor_color, spec.floor_roughness, noise_scale=floor["noise_scale"] or None,
+                    contrast=floor["noise_contrast"]))
     marking = material("marking", (0.95, 0.75, 0.05), 0.5)
     for y in (-3.0, 3.0):
         mb.box((0, y, 0.001), (HALL_M - 6, 0.1, 0.002), marking)
@@ -347,6 +359,10 @@ def build_lights(spec: SceneSpec) -> None:
         data.energy = ls.strength
         if ls.kind == "AREA":
             data.size = ls.size_m
+        elif ls.kind in ("POINT", "SPOT"):
+            data.shadow_soft_size = ls.size_m
+        if ls.kind == "SPOT":
+            data.spot_size = 1.4  # wide high-bay cone (80 degrees), pointing down
         obj = bpy.data.objects.new(f"light_{i}", data)
         obj.location = ls.location
         obj.rotation_euler = ls.rotation_euler

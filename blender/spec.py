@@ -26,13 +26,21 @@ FOOTPRINT_M = {
     "pallet": 0.75,
     "rack": 1.6,
     "forklift": 1.75,
+    "post": 0.3,
 }
-DISTRACTOR_KINDS = ("box", "cone", "barrel", "pallet", "rack", "forklift")
+DISTRACTOR_KINDS = ("box", "cone", "barrel", "pallet", "rack", "forklift", "post")
+# Floor finishes: (colour choices, roughness range, noise scale (0: plain), noise contrast)
+FLOORS = {
+    "concrete": ([(0.45, 0.45, 0.44), (0.35, 0.35, 0.36), (0.55, 0.53, 0.5)], (0.6, 0.9), 6.0, 0.3),
+    "epoxy": ([(0.25, 0.4, 0.3), (0.5, 0.5, 0.52), (0.3, 0.35, 0.45), (0.6, 0.2, 0.15)], (0.1, 0.3), 0.0, 0.0),
+    "worn": ([(0.4, 0.38, 0.35), (0.3, 0.38, 0.3), (0.5, 0.45, 0.4)], (0.4, 0.8), 2.5, 0.6),
+}
 HALL_M = 30.0  # the hall is HALL_M x HALL_M, centred on the origin
 
 CLOTHES = [(0.1, 0.15, 0.35), (0.25, 0.25, 0.25), (0.5, 0.1, 0.1), (0.15, 0.3, 0.15),
            (0.6, 0.55, 0.45), (0.05, 0.05, 0.05), (0.35, 0.25, 0.15)]
 SKIN = [(0.93, 0.76, 0.62), (0.78, 0.57, 0.42), (0.55, 0.37, 0.25), (0.36, 0.23, 0.15)]
+STEEL_GREY = (0.45, 0.45, 0.47)
 HIVIS = [(0.9, 1.0, 0.0), (1.0, 0.45, 0.0)]
 JACK_PAINT = {"red": (0.7, 0.05, 0.03), "yellow": (0.95, 0.7, 0.02),
               "blue": (0.05, 0.15, 0.6), "orange": (0.95, 0.35, 0.02)}
@@ -61,7 +69,7 @@ class CameraSpec:
 
 @dataclass
 class LightSpec:
-    kind: str  # SUN or AREA
+    kind: str  # SUN, AREA, POINT or SPOT
     location: tuple[float, float, float]
     rotation_euler: tuple[float, float, float]
     strength: float
@@ -84,6 +92,8 @@ class SceneSpec:
     shell: dict[str, Any] = field(default_factory=dict)
     # Shutter time for motion blur (0 = none); objects move by params["velocity_mps"] * exposure_s.
     exposure_s: float = 0.0
+    # Floor finish (FLOORS): concrete, painted epoxy or worn; noise scale/contrast of its texture.
+    floor: dict[str, Any] = field(default_factory=dict)
     # Sensor noise added to the 8-bit RGB after rendering: {"sigma": grey levels, "seed": int}; empty = none.
     sensor_noise: dict[str, Any] = field(default_factory=dict)
 
@@ -173,6 +183,9 @@ def distractor_params(rng: np.random.Generator, kind: str) -> dict[str, Any]:
     if kind == "rack":
         return {"levels": int(rng.integers(2, 4)), "width_m": round(_u(rng, (2.0, 2.8)), 3),
                 "color": _rgb(_pick(rng, [(0.05, 0.2, 0.6), (0.9, 0.4, 0.0)]))}
+    if kind == "post":
+        return {"height_m": round(_u(rng, (2.5, 6.0)), 3), "color": _rgb(_pick(rng, [STEEL_GREY, (0.9, 0.75, 0.05)])),
+                "guard": bool(rng.random() < 0.6)}
     if kind == "forklift":
         return {"color": _rgb(_pick(rng, [(0.95, 0.7, 0.02), (0.9, 0.35, 0.02), (0.1, 0.35, 0.15),
                                            (0.7, 0.05, 0.03), (0.1, 0.15, 0.5)])),
@@ -295,12 +308,16 @@ def sample_scene(rng: np.random.Generator, render_cfg: dict[str, Any], frame: st
                         (round(float(rng.uniform(0.1, 0.8)), 4), 0.0, round(float(rng.uniform(0, 2 * math.pi)), 4)),
                         round(_u(rng, render_cfg["sun_strength"]), 3), kelvin_to_rgb(sun_k))]
     for _ in range(int(rng.integers(1, 4))):
-        lights.append(LightSpec("AREA", (round(float(rng.uniform(-6, 6)), 3), round(float(rng.uniform(-6, 6)), 3),
-                                         min(lamp_z, round(float(rng.uniform(5, 8)), 3))), (0.0, 0.0, 0.0),
-                                round(_u(rng, render_cfg["area_light_w"]), 1),
-                                kelvin_to_rgb(float(rng.uniform(3000, 6500))), size_m=2.0))
-    grey = float(rng.uniform(0.25, 0.6))
+        kind = _pick(rng, ["AREA", "AREA", "POINT", "SPOT"])  # panels, bare bulbs, high-bay spots
+        watts = _u(rng, render_cfg["area_light_w"]) * (0.6 if kind == "POINT" else 1.0)
+        lights.append(LightSpec(kind, (round(float(rng.uniform(-6, 6)), 3), round(float(rng.uniform(-6, 6)), 3),
+                                       min(lamp_z, round(float(rng.uniform(5, 8)), 3))), (0.0, 0.0, 0.0),
+                                round(watts, 1), kelvin_to_rgb(float(rng.uniform(3000, 6500))),
+                                size_m=2.0 if kind == "AREA" else 0.3))
+    floor_kind = _pick(rng, sorted(FLOORS))
+    colors, rough, noise_scale, contrast = FLOORS[floor_kind]
     tint = rng.uniform(-0.05, 0.05, size=3)
+    floor_color = _rgb(np.clip(np.array(_pick(rng, colors)) * rng.uniform(0.7, 1.2) + tint, 0, 1))
     exposure_s = 0.0
     if rng.random() < render_cfg["motion_blur_prob"]:
         exposure_s = round(_u(rng, render_cfg["exposure_s"]), 4)
@@ -318,7 +335,8 @@ def sample_scene(rng: np.random.Generator, render_cfg: dict[str, Any], frame: st
     return SceneSpec(
         frame=frame,
         resolution_px=(int(width), int(height)),
-        floor_color=_rgb(np.clip(grey + tint, 0, 1)),
-        floor_roughness=round(float(rng.uniform(0.3, 0.9)), 3),
+        floor_color=floor_color,
+        floor_roughness=round(_u(rng, rough), 3),
         wall_color=_rgb(_pick(rng, [(0.7, 0.7, 0.68), (0.55, 0.6, 0.65), (0.8, 0.78, 0.7)])),
-        camera=camera, lights=lights, objects=objects, shell=shell, exposure_s=exposure_s, sensor_noise=noise)
+        camera=camera, lights=lights, objects=objects, shell=shell, exposure_s=exposure_s, sensor_noise=noise,
+        floor={"kind": floor_kind, "noise_scale": noise_scale, "noise_contrast": contrast})

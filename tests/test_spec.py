@@ -60,7 +60,7 @@ def test_shell_fits_the_hall_and_everything_stays_under_the_ceiling():
     from blender.spec import HALL_M
 
     cfg = tiny_render_cfg(camera_height_m=[1.6, 6.0], distractors_per_image=[4, 8])
-    kinds, n_sky, n_win, heights = set(), 0, 0, []
+    kinds, n_sky, n_win, heights, lamps, floors = set(), 0, 0, [], set(), set()
     for i in range(60):
         spec = sample_scene(np.random.default_rng([2, 0, i]), cfg, "f")
         shell = spec.shell
@@ -77,8 +77,11 @@ def test_shell_fits_the_hall_and_everything_stays_under_the_ceiling():
         n_sky += bool(shell["skylights"])
         n_win += bool(shell["windows"])
         kinds |= {o.kind for o in spec.objects}
+        lamps |= {light.kind for light in spec.lights}
+        floors.add(spec.floor["kind"])
     assert 0 < n_sky < 60 and n_win > 30  # skylight_prob 0.6 by default
-    assert "forklift" in kinds and max(heights) - min(heights) > 1.0
+    assert {"forklift", "post", "rack"} <= kinds and max(heights) - min(heights) > 1.0
+    assert lamps == {"SUN", "AREA", "POINT", "SPOT"} and floors == {"concrete", "epoxy", "worn"}
 
 
 def test_solid_spans_cut_holes():
