@@ -1,6 +1,8 @@
 """Render benchmark: images/minute, share of wall time outside Cycles, RSS over many frames.
 
-    python benchmarks/render.py --frames 200 --out benchmarks/results/render.json
+    python benchmarks/render.py --frames 12 --out benchmarks/results/render.json      # speed at 640x480, 32 samples
+    python benchmarks/render.py --frames 500 --resolution 160 120 --samples 4 \
+        --out benchmarks/results/render_rss_500frames.json                         # memory over a long shard
 
 Prints a table and writes JSON (and an RSS-curve PNG beside it) for later comparison.
 """
@@ -34,10 +36,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--frames", type=int, default=200)
     ap.add_argument("--resolution", type=int, nargs=2, default=[640, 480])
     ap.add_argument("--samples", type=int, default=32)
+    ap.add_argument("--motion-blur-prob", type=float, default=0.0)
+    ap.add_argument("--sensor-noise-prob", type=float, default=0.0)
     ap.add_argument("--out", type=Path, default=Path("benchmarks/results/render.json"))
     args = ap.parse_args(argv)
     cfg = validate({"name": "bench", "seed": 0, "classes": ["pedestrian", "pallet_jack"], "model": {"weights": "none"},
-                    "render": {"resolution_px": args.resolution, "samples": args.samples}})["render"]
+                    "render": {"resolution_px": args.resolution, "samples": args.samples,
+                               "motion_blur_prob": args.motion_blur_prob,
+                               "sensor_noise_prob": args.sensor_noise_prob}})["render"]
     bpy = _import_bpy()
     bpy.ops.wm.read_factory_settings(use_empty=True)
     configure_render(bpy, cfg)
@@ -58,6 +64,12 @@ def main(argv: list[str] | None = None) -> int:
         "cycles_s": round(sum(cycles_s), 2), "outside_cycles_share": round(1 - sum(cycles_s) / wall, 4),
         "rss_mb_first": round(rss[0], 1), "rss_mb_peak": round(max(rss), 1), "rss_mb_last": round(rss[-1], 1),
         "rss_growth_mb_second_half": round(rss[-1] - rss[half], 1) if args.frames > 1 else 0.0,
+        "rss_mb_peak_first_200": round(max(rss[:200]), 1),
+        # least-squares slope over the second half: flat memory means ~0
+        "rss_slope_mb_per_100_frames_second_half": round(100 * float(np.polyfit(np.arange(half, len(rss)), rss[half:], 1)[0]), 3)
+        if len(rss) - half > 1 else 0.0,
+        "config": {k: cfg[k] for k in ("denoise", "max_bounces", "skylight_prob", "windows_per_wall",
+                                       "motion_blur_prob", "sensor_noise_prob")},
         "rss_mb_per_frame": [round(r, 1) for r in rss],
         "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "bpy": bpy.app.version_string},
     }
@@ -73,7 +85,7 @@ def main(argv: list[str] | None = None) -> int:
     ax.set_xlabel("frame"); ax.set_ylabel("RSS (MB)"); ax.set_title("render process RSS per frame")
     fig.savefig(args.out.with_suffix(".rss.png"), dpi=90, bbox_inches="tight")
     for key in ("frames", "wall_s", "images_per_minute", "outside_cycles_share", "rss_mb_first", "rss_mb_peak",
-                "rss_growth_mb_second_half"):
+                "rss_mb_peak_first_200", "rss_growth_mb_second_half", "rss_slope_mb_per_100_frames_second_half"):
         print(f"{key:28s} {result[key]}")
     return 0
 

@@ -71,9 +71,14 @@ def test_same_config_and_seed_give_byte_identical_dataset(tmp_path):
     for run in runs:
         run.mkdir()
         smk(run, write_config(run), "--cores", "2", "results/smoke/dataset/train.json")
+    # Metadata, COCO files and the images themselves (smoke turns on motion blur and sensor noise).
     files = sorted(p.relative_to(runs[0]) for p in (runs[0] / "results/smoke").rglob("*")
-                   if p.suffix == ".json" and "manifest" not in p.name and "benchmarks" not in p.parts)
+                   if (p.suffix == ".json" and "manifest" not in p.name and "benchmarks" not in p.parts)
+                   or p.parent.name in ("rgb", "ids"))
     assert any(f.parts[-2] == "meta" for f in files) and any(f.parts[-2] == "coco" for f in files)
+    assert any(f.parts[-2] == "rgb" for f in files)
+    scenes = [json.loads((runs[0] / f).read_text())["scene"] for f in files if f.parts[-2] == "meta"]
+    assert any(s["exposure_s"] > 0 for s in scenes) and any(s["sensor_noise"] for s in scenes)
     for f in files:
         assert (runs[1] / f).read_bytes() == (runs[0] / f).read_bytes(), f
 
