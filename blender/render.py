@@ -92,18 +92,18 @@ def camera_matrices(cam, width: int, height: int) -> dict[str, Any]:
             "focal_mm": round(data.lens, 4), "sensor_width_mm": data.sensor_width}
 
 
-def amodal_pixels(bpy, obj, cam_mats: dict[str, Any], width: int, height: int) -> tuple[int, int]:
+def amodal_pixels(bpy, obj, cam_mats: dict[str, Any], width: int, height: int, supersample: int = 8) -> tuple[int, int]:
     """(pixels of the unoccluded silhouette inside the image, of the whole silhouette) for `obj`.
 
     The evaluated mesh is projected with the frame's K and extrinsics and its triangles
-    filled on a canvas padded by one image size per side, so the part cut off by the
-    image border is counted too (truncation). Occlusion is ignored on purpose: this is
-    the amodal extent that the rendered (visible) mask is compared against.
+    filled at `supersample` x resolution over the object's box (clipped to one image size
+    beyond each border, so the part cut off by the image border is counted too:
+    truncation); a pixel counts when the silhouette covers at least half of it, the same
+    majority rule as the rendered masks. Occlusion is ignored on purpose: this is the
+    amodal extent that the rendered (visible) mask is compared against.
     """
     import cv2
 
-    pad_x, pad_y = width, height
-    canvas = np.zeros((height + 2 * pad_y, width + 2 * pad_x), np.uint8)
     depsgraph = bpy.context.evaluated_depsgraph_get()
     eval_obj = obj.evaluated_get(depsgraph)
     mesh = eval_obj.to_mesh()
@@ -119,14 +119,28 @@ def amodal_pixels(bpy, obj, cam_mats: dict[str, Any], width: int, height: int) -
     pts = (np.array(cam_mats["world_to_camera"]) @ (world @ np.c_[verts, np.ones(len(verts))].T))[:3]
     uvw = np.array(cam_mats["K"]) @ pts
     in_front = pts[2] > 1e-3
-    uv = (uvw[:2] / np.where(in_front, uvw[2], 1.0)).T - 0.5 + (pad_x, pad_y)  # cv2: integer = pixel centre
-    fixed = np.round(uv * 16).astype(np.int64)  # 4 fractional bits (shift=4)
-    fixed = np.clip(fixed, -2**20, 2**20)
+    tris = tris[in_front[tris].all(axis=1)]
+    if len(tris) == 0:
+        return 0, 0
+    uv = (uvw[:2] / np.where(in_front, uvw[2], 1.0)).T  # pixel (x, y) spans [x, x + 1)
+    used = uv[np.unique(tris)]
+    x0 = int(np.clip(np.floor(used[:, 0].min()), -width, 2 * width))
+    x1 = int(np.clip(np.ceil(used[:, 0].max()), -width, 2 * width))
+    y0 = int(np.clip(np.floor(used[:, 1].min()), -height, 2 * height))
+    y1 = int(np.clip(np.ceil(used[:, 1].max()), -height, 2 * height))
+    if x1 <= x0 or y1 <= y0:
+        return 0, 0
+    s = supersample
+    canvas = np.zeros(((y1 - y0) * s, (x1 - x0) * s), np.uint8)
+    # cv2 puts integer coordinates at sub-pixel centres; 4 fractional bits (shift=4)
+    fixed = np.round(((uv - (x0, y0)) * s - 0.5) * 16)
+    fixed = np.clip(fixed, -2**24, 2**24).astype(np.int32)
     for tri in tris:
-        if in_front[tri].all():
-            cv2.fillConvexPoly(canvas, fixed[tri].reshape(-1, 1, 2).astype(np.int32), 1, lineType=cv2.LINE_8, shift=4)
-    inside = int(canvas[pad_y:pad_y + height, pad_x:pad_x + width].sum())
-    return inside, int(canvas.sum())
+        cv2.fillConvexPoly(canvas, fixed[tri].reshape(-1, 1, 2), 1, lineType=cv2.LINE_8, shift=4)
+    cover = canvas.reshape(y1 - y0, s, x1 - x0, s).sum(axis=(1, 3))
+    full = cover * 2 >= s * s
+    inside = full[max(0, -y0):max(0, height - y0), max(0, -x0):max(0, width - x0)]
+    return int(inside.sum()), int(full.sum())
 
 
 def add_sensor_noise(rgb: np.ndarray, sigma: float, seed: int) -> np.ndarray:

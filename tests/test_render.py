@@ -153,6 +153,19 @@ def test_motion_blur_smears_the_rgb_but_labels_keep_the_mid_exposure_pose_and_no
 
     mask0, mask1 = ids0 == 1, ids1 == 1
     assert mask0.sum() > 300
+    # A known object at a known pose covers the expected pixels: the mask matches the convex hull of
+    # the box's corners projected with the saved K and extrinsics (pixel centres inside the hull).
+    corners = np.array([[x, y, z, 1.0] for x in (-0.5, 0.5) for y in (-0.25, 0.25) for z in (0.0, 0.8)])
+    cam = np.array(m0["camera"]["world_to_camera"]) @ corners.T
+    uv = (np.array(m0["camera"]["K"]) @ (cam[:3] / cam[2]))[:2].T
+    hull_pts = cv2.convexHull(uv.astype(np.float32))
+    ys, xs = np.mgrid[0:ids0.shape[0], 0:ids0.shape[1]]
+    hull = np.array([cv2.pointPolygonTest(hull_pts, (float(x) + 0.5, float(y) + 0.5), False) >= 0
+                     for x, y in zip(xs.ravel(), ys.ravel())]).reshape(ids0.shape)
+    assert abs(mask0.sum() - cv2.contourArea(hull_pts)) < 0.02 * cv2.contourArea(hull_pts)
+    assert (mask0 & hull).sum() / (mask0 | hull).sum() > 0.95
+    assert abs(m0["instances"][0]["amodal_pixels"] - hull.sum()) < 0.02 * hull.sum()  # amodal rasteriser too
+    assert m0["instances"][0]["visibility"] > 0.97  # nothing hides the box
     assert (mask0 & mask1).sum() / (mask0 | mask1).sum() > 0.85
     fx = m0["camera"]["K"][0][0]
     travel_px = fx * 0.4 / 5.0  # ~12 px at 160 px wide
