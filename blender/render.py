@@ -178,10 +178,13 @@ def render_frame(bpy, spec: SceneSpec, shard_dir: Path, seed_key: list[int], kee
         bpy.data.images["Render Result"].save_render(str(tmp), scene=scene)
         img.media_type = "MULTI_LAYER_IMAGE"
         img.color_depth = "32"
-        if spec.sensor_noise:
-            rgb = cv2.imread(str(tmp), cv2.IMREAD_UNCHANGED)
-            if rgb is None or not cv2.imwrite(str(tmp), add_sensor_noise(rgb, **spec.sensor_noise)):
-                raise OSError(f"{tmp}: could not add sensor noise to the rendered image")
+        # Re-encoded without Blender's metadata (render date and times), so the same scene gives the
+        # same bytes; sensor noise, when drawn, is added here.
+        rgb = cv2.imread(str(tmp), cv2.IMREAD_UNCHANGED)
+        if spec.sensor_noise and rgb is not None:
+            rgb = add_sensor_noise(rgb, **spec.sensor_noise)
+        if rgb is None or not cv2.imwrite(str(tmp), rgb):
+            raise OSError(f"{tmp}: could not re-encode the rendered image")
 
     instances = [o for o in spec.objects if o.instance_id > 0]
     ids, coverage = instance_map_from_exr(exr_tmp, {o.name: o.instance_id for o in instances})
