@@ -114,14 +114,14 @@ def build_pedestrian(spec: ObjectSpec) -> bpy.types.Object:
     skin = material(f"{spec.name}_skin", p["skin"], 0.5)
     shirt = material(f"{spec.name}_shirt", p["shirt"], 0.8)
     trousers = material(f"{spec.name}_trousers", p["trousers"], 0.8)
-    hip_z, leg_len = 0.5 * h, 0.49 * h
-    hip_dx = 0.08 * g * h / 1.75
+    leg_len = 0.49 * h
     swing = p["leg_swing_rad"]
+    hip_z = leg_len * math.cos(swing) + 0.02  # a striding person is lower: feet stay on the floor
+    hip_dx = 0.08 * g * h / 1.75
     for side, sign in ((-1, 1), (1, -1)):
         mb.limb((side * hip_dx, 0, hip_z + 0.02), leg_len, 0.065 * g, sign * swing, trousers)
         foot_y = 0.06 + math.sin(sign * swing) * -leg_len
-        foot_z = hip_z + 0.02 - math.cos(swing) * leg_len
-        mb.box((side * hip_dx, foot_y, max(0.04, foot_z)), (0.1, 0.24, 0.08), material(f"{spec.name}_shoe{side}", BLACK, 0.7))
+        mb.box((side * hip_dx, foot_y, 0.04), (0.1, 0.24, 0.08), material(f"{spec.name}_shoe{side}", BLACK, 0.7))
     # Upper body pivots about the hip for bending poses.
     pivot = Vector((0, 0, hip_z))
     upper = Matrix.Translation(pivot) @ Matrix.Rotation(-p["torso_pitch_rad"], 4, "X") @ Matrix.Translation(-pivot)

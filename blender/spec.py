@@ -17,13 +17,13 @@ PEDESTRIAN = "pedestrian"
 PALLET_JACK = "pallet_jack"
 
 # Footprint radius (m) per kind, used to place objects without interpenetration.
-FOOTPRINT_M = {
-    "pedestrian": 0.45,
-    "pallet_jack": 0.95,
-    "box": 0.45,
-    "cone": 0.25,
-    "barrel": 0.35,
-    "pallet": 0.75,
+FOOTPRINT_M = {  # >= the largest horizontal reach of the built mesh (tests/test_render.py checks)
+    "pedestrian": 0.75,   # arms, a carried box, a bent torso
+    "pallet_jack": 1.3,   # forks start at the origin; a tilted tiller reaches back
+    "box": 0.6,
+    "cone": 0.26,
+    "barrel": 0.3,
+    "pallet": 0.86,
     "rack": 1.6,
     "forklift": 1.75,
     "post": 0.3,

@@ -185,3 +185,45 @@ def test_motion_blur_smears_the_rgb_but_labels_keep_the_mid_exposure_pose_and_no
     assert np.array_equal(ids2, ids0)
     diff = rgb2.astype(float) - rgb0.astype(float)
     assert 2.0 < diff.std() < 8.0
+
+
+EXTENT_SCRIPT = """
+import json
+import numpy as np
+import bpy  # noqa: F401  (bmesh needs it first)
+from blender.build import BUILDERS, build_distractor, clear_scene
+from blender.spec import DISTRACTOR_KINDS, ObjectSpec, distractor_params, pallet_jack_params, pedestrian_params
+
+out = {}
+for kind in ("pedestrian", "pallet_jack", *DISTRACTOR_KINDS):
+    for i in range(30):
+        rng = np.random.default_rng([7, i])
+        params = (pedestrian_params(rng) if kind == "pedestrian" else pallet_jack_params(rng)
+                  if kind == "pallet_jack" else distractor_params(rng, kind))
+        clear_scene()
+        obj = BUILDERS.get(kind, build_distractor)(ObjectSpec("o", kind, None, 0, (0.0, 0.0, 0.0), 0.0, params))
+        co = np.array([v.co for v in obj.data.vertices])
+        r = out.setdefault(kind, {"reach": 0.0, "zmin": []})
+        r["reach"] = max(r["reach"], float(np.hypot(co[:, 0], co[:, 1]).max()))
+        r["zmin"].append(float(co[:, 2].min()))
+print("EXTENTS" + json.dumps(out))
+"""
+
+
+def test_every_object_kind_stands_on_the_floor_inside_its_footprint():
+    """No floating objects (every part set's lowest point is on the floor, z = 0) and no
+    interpenetration (each mesh's horizontal reach fits the footprint disc placement keeps apart),
+    over 30 parameter draws per kind."""
+    import subprocess
+    import sys
+
+    from blender.spec import FOOTPRINT_M
+    from tests.conftest import REPO
+
+    res = subprocess.run([sys.executable, "-c", EXTENT_SCRIPT], cwd=REPO, capture_output=True, text=True)
+    assert res.returncode == 0, res.stderr[-2000:]
+    extents = json.loads(res.stdout.split("EXTENTS")[-1])
+    assert set(extents) == set(FOOTPRINT_M)
+    for kind, e in extents.items():
+        assert max(abs(z) for z in e["zmin"]) < 1e-4, (kind, e["zmin"])
+        assert e["reach"] <= FOOTPRINT_M[kind], (kind, e["reach"])
