@@ -35,6 +35,7 @@ FLOORS = {
     "epoxy": ([(0.25, 0.4, 0.3), (0.5, 0.5, 0.52), (0.3, 0.35, 0.45), (0.6, 0.2, 0.15)], (0.1, 0.3), 0.0, 0.0),
     "worn": ([(0.4, 0.38, 0.35), (0.3, 0.38, 0.3), (0.5, 0.45, 0.4)], (0.4, 0.8), 2.5, 0.6),
 }
+CAMERA_CLEARANCE_M = 0.5  # the camera stays this far outside every footprint disc
 HALL_M = 30.0  # the hall is HALL_M x HALL_M, centred on the origin
 
 CLOTHES = [(0.1, 0.15, 0.35), (0.25, 0.25, 0.25), (0.5, 0.1, 0.1), (0.15, 0.3, 0.15),
@@ -292,8 +293,15 @@ def sample_scene(rng: np.random.Generator, render_cfg: dict[str, Any], frame: st
                                   round(float(rng.uniform(-math.pi, math.pi)), 4),
                                   distractor_params(rng, kind)))
 
-    azimuth = float(rng.uniform(-math.pi, math.pi))
-    dist = _u(rng, render_cfg["camera_distance_m"])
+    for _ in range(100):  # never inside or against an object (a camera inside a rack renders black)
+        azimuth = float(rng.uniform(-math.pi, math.pi))
+        dist = _u(rng, render_cfg["camera_distance_m"])
+        cx, cy = dist * math.cos(azimuth), dist * math.sin(azimuth)
+        if all(math.hypot(cx - px, cy - py) >= pr + CAMERA_CLEARANCE_M for px, py, pr in placed):
+            break
+    else:
+        raise ValueError(f"{frame}: no camera position clear of the objects within render.camera_distance_m "
+                         f"{render_cfg['camera_distance_m']}; widen it or lower the object counts")
     cam_h = _u(rng, render_cfg["camera_height_m"])
     camera = CameraSpec(
         location=(round(dist * math.cos(azimuth), 4), round(dist * math.sin(azimuth), 4), round(cam_h, 4)),

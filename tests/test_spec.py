@@ -69,6 +69,9 @@ def test_shell_fits_the_hall_and_everything_stays_under_the_ceiling():
         heights.append(shell["height_m"])
         assert spec.camera.location[2] < shell["height_m"] - 0.5
         assert all(light.location[2] < shell["height_m"] for light in spec.lights if light.kind == "AREA")
+        cx, cy = spec.camera.location[:2]
+        for o in spec.objects:  # the camera is never inside or against an object
+            assert math.hypot(cx - o.location[0], cy - o.location[1]) >= FOOTPRINT_M[o.kind] + 0.5
         for x, y, sx, sy in shell["skylights"]:
             assert abs(x) + sx / 2 < HALL_M / 2 and abs(y) + sy / 2 < HALL_M / 2
         for wall, u, w in shell["windows"]:
