@@ -7,7 +7,7 @@ import bmesh
 import bpy
 from mathutils import Matrix, Vector
 
-from blender.build import place_object
+from blender.build import material, place_object
 from blender.spec import ObjectSpec
 
 
@@ -84,11 +84,38 @@ def build_asset(spec: ObjectSpec, fallback_color=(0.5, 0.5, 0.5)) -> bpy.types.O
     bm.to_mesh(mesh)
     bm.free()
     default = None
+    hsv = spec.params.get("asset_hsv")
+    varied: dict = {}
     for mat in materials:
         if mat is None:
             if default is None:
-                default = bpy.data.materials.new(f"{spec.name}_default")
-                default.diffuse_color = (*fallback_color, 1.0)
+                default = material(f"{spec.name}_default", fallback_color, 0.7)
             mat = default
+        elif hsv:
+            if mat not in varied:  # a copy per instance: the same asset twice can differ in colour
+                varied[mat] = mat.copy()
+            mat = varied[mat]
+        if hsv:
+            vary_colour(mat, hsv)
         mesh.materials.append(mat)
     return place_object(spec, mesh)
+
+
+def vary_colour(mat, hsv) -> None:
+    """Put a Hue/Saturation/Value node in front of every Principled BSDF's Base Color
+    (linked texture or plain colour), shifting hue by hsv[0] and scaling saturation and value."""
+    if mat.get("hangar_hsv") or mat.node_tree is None:
+        return  # already varied (a material used by several slots)
+    nodes, links = mat.node_tree.nodes, mat.node_tree.links
+    for bsdf in [n for n in nodes if n.type == "BSDF_PRINCIPLED"]:
+        base = bsdf.inputs["Base Color"]
+        node = nodes.new("ShaderNodeHueSaturation")
+        node.inputs["Hue"].default_value = 0.5 + hsv[0]
+        node.inputs["Saturation"].default_value = hsv[1]
+        node.inputs["Value"].default_value = hsv[2]
+        if base.is_linked:
+            links.new(base.links[0].from_socket, node.inputs["Color"])
+        else:
+            node.inputs["Color"].default_value = base.default_value
+        links.new(node.outputs["Color"], base)
+    mat["hangar_hsv"] = list(hsv)

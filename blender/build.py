@@ -377,7 +377,7 @@ def build_scene(spec: SceneSpec) -> bpy.types.Object:
         if obj.params.get("asset"):
             from blender.assets import build_asset
 
-            build_asset(obj, obj.params.get("color", (0.5, 0.5, 0.5)))
+            build_asset(obj, obj.params.get("color") or obj.params.get("shirt") or (0.5, 0.5, 0.5))
         else:
             BUILDERS.get(obj.kind, build_distractor)(obj)
     build_lights(spec)

@@ -278,6 +278,9 @@ def sample_scene(rng: np.random.Generator, render_cfg: dict[str, Any], frame: st
             if files and rng.uniform() < render_cfg["asset_fraction"]:
                 params["asset"] = files[int(rng.integers(len(files)))]
                 params["asset_size_m"] = params["height_m"] if category == PEDESTRIAN else params["fork_length_m"] + 0.35
+                # Colour variation of the asset's own materials: hue shift, saturation and value factors.
+                params["asset_hsv"] = [round(_u(rng, (-0.06, 0.06)), 3), round(_u(rng, (0.75, 1.25)), 3),
+                                       round(_u(rng, (0.7, 1.3)), 3)]
             objects.append(ObjectSpec(f"inst_{next_id:03d}", category, category, next_id,
                                       (round(pos[0], 4), round(pos[1], 4), 0.0),
                                       round(float(rng.uniform(-math.pi, math.pi)), 4), params))

@@ -34,6 +34,8 @@ def test_obj_asset_renders_as_a_labelled_pedestrian(tmp_path):
     meta = json.loads((out / "meta/s000_00000.json").read_text())
     people = [o for o in meta["scene"]["objects"] if o["category"] == "pedestrian"]
     assert len(people) == 2 and all(o["params"]["asset"].endswith("box.obj") for o in people)
+    hsv = [o["params"]["asset_hsv"] for o in people]  # seeded colour variation per instance
+    assert hsv[0] != hsv[1] and all(abs(h) <= 0.06 and 0.75 <= s <= 1.25 and 0.7 <= v <= 1.3 for h, s, v in hsv)
     ids = np.asarray(Image.open(out / "ids/s000_00000.png"))
     visible = [int((ids == o["instance_id"]).sum()) for o in people]
     assert max(visible) > 20, visible  # the imported box is in the instance map under its id
@@ -90,3 +92,50 @@ def test_asset_folder_errors_name_the_key(tmp_path):
         validate({**base, "render": {"assets": {"pallet_jack": str(tmp_path / "empty")}}})
     with pytest.raises(ConfigError, match="unknown key render.assets.forklift"):
         validate({**base, "render": {"assets": {"forklift": str(tmp_path)}}})
+
+
+COLOUR_SCRIPT = """
+import json, sys
+import bpy
+from blender.assets import build_asset
+from blender.build import clear_scene
+from blender.spec import ObjectSpec
+
+clear_scene()
+out = {}
+for k, hsv in enumerate(([0.05, 1.2, 0.8], [-0.05, 0.8, 1.25])):
+    spec = ObjectSpec(f"inst_{k + 1:03d}", "pedestrian", "pedestrian", k + 1, (2.0 * k, 0.0, 0.0), 0.0,
+                      {"asset": sys.argv[1], "asset_size_m": 1.7, "asset_hsv": hsv})
+    obj = build_asset(spec)
+    mat = obj.material_slots[0].material
+    node = next(n for n in mat.node_tree.nodes if n.type == "HUE_SAT")
+    bsdf = next(n for n in mat.node_tree.nodes if n.type == "BSDF_PRINCIPLED")
+    out[obj.name] = {"material": mat.name, "hsv": [node.inputs[i].default_value for i in ("Hue", "Saturation", "Value")],
+                     "colour_in": list(node.inputs["Color"].default_value)[:3],
+                     "feeds_base": bsdf.inputs["Base Color"].links[0].from_node.name == node.name}
+out["source"] = [list(m.node_tree.nodes["Principled BSDF"].inputs["Base Color"].default_value)[:3]
+                 for m in bpy.data.materials if m.name == "red"]
+print("COLOURS" + json.dumps(out))
+"""
+
+
+def test_asset_materials_get_their_own_seeded_colour_variation(tmp_path):
+    """Each instance of a user asset gets a copy of the asset's materials with a Hue/Saturation/Value
+    node (from the spec's asset_hsv) in front of Base Color; the source material is left as it was."""
+    blend = tmp_path / "red_cube.blend"
+    code = ("import bpy\nbpy.ops.wm.read_factory_settings(use_empty=True)\nbpy.ops.mesh.primitive_cube_add()\n"
+            "m = bpy.data.materials.new('red')\nm.use_nodes = True\n"
+            "m.node_tree.nodes['Principled BSDF'].inputs['Base Color'].default_value = (0.8, 0.1, 0.05, 1)\n"
+            "bpy.context.object.data.materials.append(m)\n"
+            f"bpy.ops.wm.save_as_mainfile(filepath={str(blend)!r})\n")
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO)
+    assert res.returncode == 0, res.stderr[-2000:]
+    res = subprocess.run([sys.executable, "-c", COLOUR_SCRIPT, str(blend)], capture_output=True, text=True, cwd=REPO)
+    assert res.returncode == 0, res.stderr[-2000:]
+    out = json.loads(res.stdout.split("COLOURS")[-1])
+    a, b = out["inst_001"], out["inst_002"]
+    assert a["material"] != b["material"]
+    assert np.allclose(a["hsv"], [0.55, 1.2, 0.8]) and np.allclose(b["hsv"], [0.45, 0.8, 1.25])
+    assert a["feeds_base"] and b["feeds_base"]
+    assert np.allclose(a["colour_in"], [0.8, 0.1, 0.05], atol=1e-3)
+    assert np.allclose(out["source"], [[0.8, 0.1, 0.05]], atol=1e-3)
