@@ -212,16 +212,16 @@ def train(cfg: dict[str, Any], classes: list[str], model_cfg: dict[str, Any], we
         with open(metrics_csv) as f:
             rows = [r for r in csv.DictReader(f) if int(r["iteration"]) <= start_it]
 
-    def checkpoint(path: Path, it: int, epoch: int, batch_in_epoch: int, resumable: bool = True) -> None:
-        """last.pth holds everything a resume needs; best.pth and model_final.pth only the model
-        (half the size: no optimizer momentum) for evaluation and deployment."""
+    def checkpoint(path: Path, it: int, resume_at: tuple[int, int] | None = None) -> None:
+        """With `resume_at` = (epoch, batch in epoch), everything a resume needs (last.pth); without,
+        only the model (best.pth, model_final.pth: half the size, no optimizer momentum)."""
         if not dist.main:
             return
         state = dict(model=model.state_dict(), iteration=it, classes=list(classes), config=run_config,
                      weights=json.dumps(weights_info))
-        if resumable:
-            state.update(optimizer=optimizer.state_dict(), lr_scheduler=scheduler.state_dict(), epoch=epoch,
-                         batch_in_epoch=batch_in_epoch, rng=torch.get_rng_state())
+        if resume_at is not None:
+            state.update(optimizer=optimizer.state_dict(), lr_scheduler=scheduler.state_dict(), epoch=resume_at[0],
+                         batch_in_epoch=resume_at[1], rng=torch.get_rng_state())
         save_checkpoint(path, **state)
         with atomic_path(metrics_csv) as tmp, open(tmp, "w", newline="") as f:
             w = csv.DictWriter(f, fieldnames=CSV_FIELDS)
@@ -271,11 +271,10 @@ def train(cfg: dict[str, Any], classes: list[str], model_cfg: dict[str, Any], we
         bar.set_postfix(loss=f"{logged['loss']:.3f}")
         if eval_every and dist.main and ((it + 1) % eval_every == 0 or it + 1 == total):
             best_ap = validate(model, val_ds, device, it + 1, val_rows, val_csv, best_ap,
-                               lambda: checkpoint(out_dir / "best.pth", it + 1, resume_epoch, batch_in_epoch,
-                                                  resumable=False))
+                               lambda: checkpoint(out_dir / "best.pth", it + 1))
         if (it + 1) % cfg["checkpoint_every"] == 0 or it + 1 == total:
-            checkpoint(last, it + 1, resume_epoch, batch_in_epoch)
-    checkpoint(out_dir / "model_final.pth", total, resume_epoch, batch_in_epoch, resumable=False)
+            checkpoint(last, it + 1, (resume_epoch, batch_in_epoch))
+    checkpoint(out_dir / "model_final.pth", total)
     if dist.main:
         meta = provenance({"train": cfg, "model": model_cfg, "classes": classes, "weights": weights_info})
         meta["device"] = str(device)

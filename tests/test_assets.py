@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import REPO, run_render, tiny_render_cfg
+from tests.conftest import REPO, run_render, tiny_render_cfg
 from pipeline.config import ConfigError, validate
 
 pytestmark = pytest.mark.slow

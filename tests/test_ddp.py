@@ -7,7 +7,7 @@ import sys
 import pytest
 import torch
 
-from conftest import REPO
+from tests.conftest import REPO
 from pipeline.model import load_checkpoint
 from pipeline.train import batches
 from tests.test_train import train_cli_args

@@ -14,7 +14,7 @@ import pytest
 import torch
 from PIL import Image
 
-from conftest import REPO, tiny_render_cfg
+from tests.conftest import REPO, tiny_render_cfg
 from pipeline.model import load_checkpoint
 from tests.test_train import train_cli_args
 
