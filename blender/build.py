@@ -7,10 +7,9 @@ import bmesh
 import bpy
 from mathutils import Euler, Matrix, Vector
 
-from blender.spec import HALL_M, CameraSpec, ObjectSpec, SceneSpec, _solid_spans
+from blender.spec import HALL_M, STEEL, CameraSpec, ObjectSpec, SceneSpec, solid_spans
 
 BLACK = (0.02, 0.02, 0.02)
-STEEL = (0.45, 0.45, 0.47)
 
 
 def clear_scene() -> None:
@@ -288,7 +287,7 @@ def build_environment(spec: SceneSpec) -> None:
         # (along-wall span, z range) pieces: full-height wall, or below/above the window band plus piers.
         pieces = [((-half, half), (0.0, height))] if not holes else (
             [((-half, half), (0.0, sill)), ((-half, half), (top, height))]
-            + [(span, (sill, top)) for span in _solid_spans(HALL_M, holes)])
+            + [(span, (sill, top)) for span in solid_spans(HALL_M, holes)])
         for (a, b), (z0, z1) in pieces:
             c, length = (a + b) / 2, b - a
             if along_x:
@@ -301,10 +300,10 @@ def build_environment(spec: SceneSpec) -> None:
         for x, y, sx, sy in shell["skylights"]:
             rows.setdefault((y, sy), []).append((x, sx))
         z = height + 0.1
-        for a, b in _solid_spans(HALL_M, list(rows)):
+        for a, b in solid_spans(HALL_M, list(rows)):
             mb.box((0, (a + b) / 2, z), (HALL_M, b - a, 0.2), roof)
         for (y, sy), holes in rows.items():
-            for a, b in _solid_spans(HALL_M, holes):
+            for a, b in solid_spans(HALL_M, holes):
                 mb.box(((a + b) / 2, y, z), (b - a, sy, 0.2), roof)
         beam = material("beam", STEEL, 0.5, metallic=0.6)
         for x in range(-12, 13, 6):

@@ -41,7 +41,7 @@ HALL_M = 30.0  # the hall is HALL_M x HALL_M, centred on the origin
 CLOTHES = [(0.1, 0.15, 0.35), (0.25, 0.25, 0.25), (0.5, 0.1, 0.1), (0.15, 0.3, 0.15),
            (0.6, 0.55, 0.45), (0.05, 0.05, 0.05), (0.35, 0.25, 0.15)]
 SKIN = [(0.93, 0.76, 0.62), (0.78, 0.57, 0.42), (0.55, 0.37, 0.25), (0.36, 0.23, 0.15)]
-STEEL_GREY = (0.45, 0.45, 0.47)
+STEEL = (0.45, 0.45, 0.47)  # steel parts of posts, forklifts, jacks and roof beams
 HIVIS = [(0.9, 1.0, 0.0), (1.0, 0.45, 0.0)]
 JACK_PAINT = {"red": (0.7, 0.05, 0.03), "yellow": (0.95, 0.7, 0.02),
               "blue": (0.05, 0.15, 0.6), "orange": (0.95, 0.35, 0.02)}
@@ -185,7 +185,7 @@ def distractor_params(rng: np.random.Generator, kind: str) -> dict[str, Any]:
         return {"levels": int(rng.integers(2, 4)), "width_m": round(_u(rng, (2.0, 2.8)), 3),
                 "color": _rgb(_pick(rng, [(0.05, 0.2, 0.6), (0.9, 0.4, 0.0)]))}
     if kind == "post":
-        return {"height_m": round(_u(rng, (2.5, 6.0)), 3), "color": _rgb(_pick(rng, [STEEL_GREY, (0.9, 0.75, 0.05)])),
+        return {"height_m": round(_u(rng, (2.5, 6.0)), 3), "color": _rgb(_pick(rng, [STEEL, (0.9, 0.75, 0.05)])),
                 "guard": bool(rng.random() < 0.6)}
     if kind == "forklift":
         return {"color": _rgb(_pick(rng, [(0.95, 0.7, 0.02), (0.9, 0.35, 0.02), (0.1, 0.35, 0.15),
@@ -216,7 +216,7 @@ def asset_files(folder: str) -> list[str]:
     return sorted(str(p) for p in Path(folder).iterdir() if p.suffix.lower() in ASSET_SUFFIXES and p.is_file())
 
 
-def _solid_spans(length: float, holes: list[tuple[float, float]]) -> list[tuple[float, float]]:
+def solid_spans(length: float, holes: list[tuple[float, float]]) -> list[tuple[float, float]]:
     """Pieces of [-length/2, length/2] left after cutting out (centre, width) holes."""
     spans, start = [], -length / 2
     for c, w in sorted(holes):
@@ -307,7 +307,7 @@ def sample_scene(rng: np.random.Generator, render_cfg: dict[str, Any], frame: st
                          f"{render_cfg['camera_distance_m']}; widen it or lower the object counts")
     cam_h = _u(rng, render_cfg["camera_height_m"])
     camera = CameraSpec(
-        location=(round(dist * math.cos(azimuth), 4), round(dist * math.sin(azimuth), 4), round(cam_h, 4)),
+        location=(round(cx, 4), round(cy, 4), round(cam_h, 4)),
         look_at=(round(float(rng.uniform(-1, 1)), 4), round(float(rng.uniform(-1, 1)), 4),
                  round(float(rng.uniform(0.3, 1.0)), 4)),
         focal_mm=round(_u(rng, render_cfg["focal_mm"]), 3))

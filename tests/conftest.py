@@ -24,10 +24,17 @@ def tiny_render_cfg(**over):
     return cfg["render"]
 
 
-def run_render(cfg: dict, out: Path, seed: int = 0, shard: int = 0) -> subprocess.CompletedProcess:
-    """Render a shard in a separate process (bpy state never leaks into the test process)."""
+def run_render(cfg: dict, out: Path, seed: int = 0, shard: int = 0, specs: list | None = None,
+               keep_exr: bool = False) -> subprocess.CompletedProcess:
+    """Render a shard in a separate process (bpy state never leaks into the test process);
+    with `specs` (SceneSpec list), exactly those scenes (`--specs`, written beside `out`)."""
+    extra = ["--keep-exr"] if keep_exr else []
+    if specs is not None:
+        path = out.with_name(out.name + "_specs.json")
+        path.write_text(json.dumps([s.to_dict() for s in specs]))
+        extra += ["--specs", str(path)]
     return subprocess.run([sys.executable, "-m", "blender.render", "--render-json", json.dumps(cfg),
-                           "--seed", str(seed), "--shard", str(shard), "--out", str(out)],
+                           "--seed", str(seed), "--shard", str(shard), "--out", str(out), *extra],
                           cwd=REPO, capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(REPO)})
 
 

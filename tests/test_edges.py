@@ -1,15 +1,11 @@
 """Label quality: mask edges agree with the anti-aliased RGB (Cryptomatte majority labels)."""
-import json
-import subprocess
-import sys
-
 import cv2
 import numpy as np
 import pytest
 
 from blender.labels import object_index_map
 from blender.spec import CameraSpec, ObjectSpec, SceneSpec, pedestrian_params
-from tests.conftest import REPO, tiny_render_cfg
+from tests.conftest import run_render, tiny_render_cfg
 
 pytestmark = pytest.mark.slow
 K3 = np.ones((3, 3), np.uint8)
@@ -33,13 +29,8 @@ def test_mask_boundary_matches_rgb_half_contour(tmp_path):
              leg_swing_rad=0.0, arm_swing_rad=0.0, torso_pitch_rad=0.0)
     spec = SceneSpec("edge_000", (160, 120), (0, 0, 0), 0.9, (0, 0, 0), CameraSpec((0, -5, 1.0), (0, 0, 0.9), 35.0),
                      [], [ObjectSpec("inst_001", "pedestrian", "pedestrian", 1, (0.0, 0.0, 0.0), 0.0, p)])
-    specs = tmp_path / "specs.json"
-    specs.write_text(json.dumps([spec.to_dict()]))
     out = tmp_path / "edge"
-    res = subprocess.run([sys.executable, "-m", "blender.render", "--render-json",
-                          json.dumps(tiny_render_cfg(resolution_px=[160, 120], samples=64)), "--seed", "0",
-                          "--shard", "0", "--out", str(out), "--specs", str(specs), "--keep-exr"],
-                         cwd=REPO, capture_output=True, text=True)
+    res = run_render(tiny_render_cfg(resolution_px=[160, 120], samples=64), out, specs=[spec], keep_exr=True)
     assert res.returncode == 0, res.stderr[-2000:]
     gray = cv2.imread(str(out / "rgb/edge_000.png")).astype(float).mean(axis=2)
     mask = cv2.imread(str(out / "ids/edge_000.png"), cv2.IMREAD_UNCHANGED) == 1

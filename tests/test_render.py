@@ -1,12 +1,14 @@
 """Real bpy renders: masks agree with the scene, same seed gives the same dataset, resume works."""
 import json
 import shutil
+import subprocess
+import sys
 
 import cv2
 import numpy as np
 import pytest
 
-from tests.conftest import run_render, tiny_render_cfg
+from tests.conftest import REPO, run_render, tiny_render_cfg
 
 pytestmark = pytest.mark.slow
 
@@ -114,17 +116,8 @@ def test_min_visibility_drops_and_lists_hidden_instances(rendered_shard):
 
 
 def _render_specs(tmp_path, name, specs, **cfg_over):
-    from tests.conftest import REPO
-
-    import subprocess
-    import sys
-
-    path = tmp_path / f"{name}.json"
-    path.write_text(json.dumps([s.to_dict() for s in specs]))
     out = tmp_path / name
-    res = subprocess.run([sys.executable, "-m", "blender.render", "--render-json",
-                          json.dumps(tiny_render_cfg(**cfg_over)), "--seed", "0", "--shard", "0",
-                          "--out", str(out), "--specs", str(path)], cwd=REPO, capture_output=True, text=True)
+    res = run_render(tiny_render_cfg(**cfg_over), out, specs=specs)
     assert res.returncode == 0, res.stderr[-2000:]
     return out
 
@@ -214,11 +207,7 @@ def test_every_object_kind_stands_on_the_floor_inside_its_footprint():
     """No floating objects (every part set's lowest point is on the floor, z = 0) and no
     interpenetration (each mesh's horizontal reach fits the footprint disc placement keeps apart),
     over 30 parameter draws per kind."""
-    import subprocess
-    import sys
-
     from blender.spec import FOOTPRINT_M
-    from tests.conftest import REPO
 
     res = subprocess.run([sys.executable, "-c", EXTENT_SCRIPT], cwd=REPO, capture_output=True, text=True)
     assert res.returncode == 0, res.stderr[-2000:]

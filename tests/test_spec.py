@@ -87,12 +87,12 @@ def test_shell_fits_the_hall_and_everything_stays_under_the_ceiling():
     assert lamps == {"SUN", "AREA", "POINT", "SPOT"} and floors == {"concrete", "epoxy", "worn"}
 
 
-def test_solid_spans_cut_holes():
-    from blender.spec import _solid_spans
+def testsolid_spans_cut_holes():
+    from blender.spec import solid_spans
 
-    assert _solid_spans(10, []) == [(-5, 5)]
-    assert _solid_spans(10, [(0, 2)]) == [(-5, -1), (1, 5)]
-    assert _solid_spans(10, [(3, 2), (-3, 2)]) == [(-5, -4), (-2, 2), (4, 5)]
+    assert solid_spans(10, []) == [(-5, 5)]
+    assert solid_spans(10, [(0, 2)]) == [(-5, -1), (1, 5)]
+    assert solid_spans(10, [(3, 2), (-3, 2)]) == [(-5, -4), (-2, 2), (4, 5)]
 
 
 def test_motion_blur_and_sensor_noise_are_optional_seeded_and_follow_the_config():
