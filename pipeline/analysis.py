@@ -5,6 +5,8 @@ from typing import Any
 
 import numpy as np
 
+from pipeline.coco import segmentation_rle
+
 IOU_FOR_PR = (0.5, 0.75)
 
 
@@ -71,7 +73,10 @@ def _matched_images(gt: dict[str, Any], preds: list[dict[str, Any]], score_thres
         if p["score"] >= score_threshold and p["image_id"] in by_dt:
             by_dt[p["image_id"]].append(p)
     for im in gt["images"]:
-        gts, dets = by_gt[im["id"]], by_dt[im["id"]]
+        # real annotations hold polygons; mask IoU needs RLE of the image's size
+        gts = [{**a, "segmentation": segmentation_rle(a["segmentation"], im["height"], im["width"])}
+               for a in by_gt[im["id"]]] if iou_type == "segm" else by_gt[im["id"]]
+        dets = by_dt[im["id"]]
         yield im, gts, dets, match_image(gts, dets, iou_threshold, iou_type)
 
 

@@ -36,6 +36,43 @@ def encode_mask(mask: np.ndarray) -> dict[str, Any]:
     return rle
 
 
+def category_labels(cats: list[dict[str, Any]], classes: list[str], source: str | Path) -> dict[int, int]:
+    """A COCO file's category id -> the model's label (1 + position of the name in `classes`).
+
+    Matched by name, never by position: real annotation files number their categories as
+    their tool did (e.g. pallet_jack 7, pedestrian 3). Any category that has no class, or
+    class that has no category, stops with both names listed.
+    """
+    names = {c["name"]: c["id"] for c in cats}
+    unknown = sorted(set(names) - set(classes))
+    missing = [c for c in classes if c not in names]
+    if unknown or missing:
+        raise ValueError(f"{source}: categories {sorted(names)} do not match the model's classes {classes}"
+                         + (f"; no class for {unknown}" if unknown else "")
+                         + (f"; no category named {missing}" if missing else "")
+                         + " (categories are matched by name)")
+    return {names[c]: i + 1 for i, c in enumerate(classes)}
+
+
+def segmentation_rle(seg: Any, height: int, width: int) -> dict[str, Any]:
+    """Any COCO segmentation (polygons, uncompressed or compressed RLE) -> compressed RLE.
+
+    Real annotations (CVAT, labelme exports) usually hold polygons; our renders hold RLE.
+    """
+    if isinstance(seg, list):  # polygons: one object may be several parts
+        return mask_utils.merge(mask_utils.frPyObjects(seg, height, width))
+    if isinstance(seg, dict) and isinstance(seg.get("counts"), list):  # uncompressed RLE
+        return mask_utils.frPyObjects(seg, height, width)
+    if isinstance(seg, dict) and "counts" in seg:
+        return seg
+    raise ValueError(f"unknown segmentation format {type(seg).__name__} (expected polygons or RLE)")
+
+
+def decode_segmentation(seg: Any, height: int, width: int) -> np.ndarray:
+    """Any COCO segmentation -> binary HxW uint8 mask."""
+    return mask_utils.decode(segmentation_rle(seg, height, width))
+
+
 def annotate_shard(shard_dir: Path, classes: list[str], min_visible_pixels: int,
                    image_prefix: str = "", min_visibility: float = 0.0) -> dict[str, Any]:
     """Build the COCO dict for one shard; image file names are `image_prefix` + meta file_name."""

@@ -70,21 +70,59 @@ def build_model(num_classes: int, weights_info: dict[str, Any], trainable_backbo
     if transfer == "feature_extraction" and pretrained:
         for name, p in model.named_parameters():
             p.requires_grad_(name.startswith("roi_heads."))
+    freeze_batchnorm(model)
     return model
+
+
+def freeze_batchnorm(module: torch.nn.Module) -> int:
+    """Replace every BatchNorm2d whose parameters do not learn by a FrozenBatchNorm2d with its statistics.
+
+    `requires_grad=False` alone leaves `model.train()` updating the running mean/var of those
+    layers (v2 uses plain BatchNorm2d throughout: backbone, FPN, RPN and box/mask heads), so a
+    "frozen" part would still drift with every batch. Returns how many layers were replaced.
+    """
+    count = 0
+    for name, child in module.named_children():
+        if isinstance(child, torch.nn.BatchNorm2d) and not any(p.requires_grad for p in child.parameters()):
+            frozen = FrozenBatchNorm2d(child.num_features, eps=child.eps)
+            with torch.no_grad():
+                if child.affine:
+                    frozen.weight.copy_(child.weight)
+                    frozen.bias.copy_(child.bias)
+                if child.track_running_stats:
+                    frozen.running_mean.copy_(child.running_mean)
+                    frozen.running_var.copy_(child.running_var)
+            setattr(module, name, frozen)
+            count += 1
+        else:
+            count += freeze_batchnorm(child)
+    return count
 
 
 def count_trainable(model: torch.nn.Module) -> int:
     return sum(p.numel() for p in model.parameters() if p.requires_grad)
 
 
-def model_from_checkpoint(ckpt: dict[str, Any], model_cfg: dict[str, Any]) -> MaskRCNN:
-    """Rebuild the trained architecture of a loaded checkpoint (no pretrained file read) with its weights."""
+def model_from_checkpoint(ckpt: dict[str, Any], size_px: tuple[int, int] | None = None) -> MaskRCNN:
+    """Rebuild the trained architecture of a loaded checkpoint (no pretrained file read) with its weights.
+
+    The architecture (arch, transfer mode, trainable stages: which BatchNorms are frozen) comes
+    from the checkpoint's own config; `size_px` = (min, max) input size overrides the trained one.
+    """
     import json
 
-    model = build_model(len(ckpt["classes"]) + 1, json.loads(ckpt["weights"]), model_cfg["trainable_backbone_layers"],
-                        model_cfg["min_size_px"], model_cfg["max_size_px"], load_weights=False)
+    cfg = json.loads(ckpt["config"])["model"]
+    min_size, max_size = size_px or (cfg["min_size_px"], cfg["max_size_px"])
+    model = build_model(len(ckpt["classes"]) + 1, json.loads(ckpt["weights"]), cfg["trainable_backbone_layers"],
+                        min_size, max_size, load_weights=False, transfer=cfg.get("transfer", "fine_tune"))
     model.load_state_dict(ckpt["model"])
     return model
+
+
+def set_score_threshold(model: MaskRCNN, threshold: float) -> None:
+    """Make the model itself keep detections down to `threshold`: its own cut (box_score_thresh,
+    0.05 by default) drops lower scores before any caller could filter them."""
+    model.roi_heads.score_thresh = threshold
 
 
 def save_checkpoint(path: Path, **state: Any) -> None:

@@ -89,15 +89,18 @@ def confusion_plot(conf: dict[str, Any]) -> str:
     return png_b64(fig)
 
 
-def efficiency_plot(points: list[dict[str, Any]], zero_shot: float | None) -> str:
-    """AP against number of training images (log x), with the general model as a line if known."""
+def efficiency_plot(points: list[dict[str, Any]], reference: dict[str, float]) -> str:
+    """AP against number of training images (log x). `reference`: the general model's zero-shot mask AP
+    per class it can detect, drawn as a line beside that class's own curve (like against like)."""
     plt = _plt()
     fig, ax = plt.subplots(figsize=(5.5, 3.8))
     n = [p["train_images"] for p in points]
     for key, label in (("segm_AP", "segm AP"), ("bbox_AP", "bbox AP")):
         ax.plot(n, [p[key] for p in points], marker="o", label=label)
-    if zero_shot is not None:
-        ax.axhline(zero_shot, color="grey", ls=":", label="general model, zero-shot (segm)")
+    for cls, ap in reference.items():
+        line = ax.plot(n, [max(p["per_class_segm"].get(cls, 0.0), 0.0) for p in points], marker="s", ls="--",
+                       label=f"{cls} segm AP")[0]
+        ax.axhline(ap, color=line.get_color(), ls=":", label=f"general model, zero-shot: {cls} segm AP")
     ax.set_xscale("log"); ax.set_xticks(n, [str(v) for v in n]); ax.minorticks_off()
     ax.set_xlabel("training images"); ax.set_ylabel("AP"); ax.set_ylim(0, 1); ax.legend(fontsize=8)
     ax.set_title("data efficiency")

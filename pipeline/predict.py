@@ -5,7 +5,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import sys
 from pathlib import Path
@@ -76,11 +75,12 @@ class Detector:
     def __init__(self, checkpoint: Path, score_threshold: float, mask_threshold: float) -> None:
         import torch
 
-        from pipeline.model import load_checkpoint, model_from_checkpoint
+        from pipeline.model import load_checkpoint, model_from_checkpoint, set_score_threshold
 
         ckpt = load_checkpoint(checkpoint)
         self.classes = list(ckpt["classes"])
-        self.model = model_from_checkpoint(ckpt, json.loads(ckpt["config"])["model"])
+        self.model = model_from_checkpoint(ckpt)
+        set_score_threshold(self.model, score_threshold)
         self.device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
         self.model.to(self.device).eval()
         self.score_threshold, self.mask_threshold = score_threshold, mask_threshold

@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 
+from pipeline.coco import decode_segmentation
 from pipeline.contact_sheet import class_color
 from pipeline.io import atomic_path, provenance, read_json, write_json
 from pipeline import plots
@@ -26,7 +27,6 @@ def draw_predictions(image_path: Path, preds: list[dict[str, Any]], gt: list[dic
     """Ground truth (left) and predictions above `threshold` (right), masks and boxes, as base64 PNG."""
     import torch
     from PIL import Image
-    from pycocotools import mask as mask_utils
     from torchvision.utils import draw_bounding_boxes, draw_segmentation_masks
 
     img = torch.from_numpy(np.asarray(Image.open(image_path).convert("RGB")).copy()).permute(2, 0, 1)
@@ -35,7 +35,8 @@ def draw_predictions(image_path: Path, preds: list[dict[str, Any]], gt: list[dic
         out = img
         if not anns:
             return out
-        masks = torch.from_numpy(np.stack([mask_utils.decode(a["segmentation"]) for a in anns])).bool()
+        masks = torch.from_numpy(np.stack([decode_segmentation(a["segmentation"], *img.shape[1:])
+                                           for a in anns])).bool()
         colors = [class_color(a["category_id"]) for a in anns]
         out = draw_segmentation_masks(out, masks, alpha=0.45, colors=colors)
         boxes = torch.tensor([[x, y, x + w, y + h] for x, y, w, h in (a["bbox"] for a in anns)], dtype=torch.float)
@@ -50,9 +51,10 @@ def draw_predictions(image_path: Path, preds: list[dict[str, Any]], gt: list[dic
     return base64.b64encode(buf.getvalue()).decode()
 
 
-def _label(name: str) -> str:
+def _label(name: str, m: dict[str, Any] | None = None) -> str:
     if name == "zero_shot":
-        return "general COCO model, zero-shot"
+        size = (m or {}).get("input_size_px")
+        return "general COCO model, zero-shot" + (f" ({size[0]}/{size[1]} px input)" if size else "")
     if name == "real":
         return "this model on real photos"
     if name.startswith("mode_"):
@@ -62,31 +64,48 @@ def _label(name: str) -> str:
 
 def summarise(metrics: dict[str, Any], compare: dict[str, dict[str, Any]], train_images: int,
               transfer: str) -> dict[str, Any]:
-    """The comparison rows (main model first) and the data-efficiency points, as plain numbers."""
+    """The comparison rows (main model first) and the data-efficiency points, as plain numbers.
+
+    A model that cannot detect some classes (the general COCO model: no pallet_jack) gets no
+    all-class AP: averaging in a class it cannot detect would halve it. It is compared per class.
+    """
     def row(name, label, m):
-        return {"name": name, "label": label, "segm_AP": m["segm"]["AP"], "segm_AP50": m["segm"]["AP50"],
-                "bbox_AP": m["bbox"]["AP"], "per_class_segm": m["segm"]["per_class"],
-                "not_detectable": m.get("not_detectable", []), "num_images": m.get("num_images")}
+        partial = bool(m.get("not_detectable"))
+        return {"name": name, "label": label, "segm_AP": None if partial else m["segm"]["AP"],
+                "segm_AP50": None if partial else m["segm"]["AP50"], "bbox_AP": None if partial else m["bbox"]["AP"],
+                "per_class_segm": m["segm"]["per_class"], "not_detectable": m.get("not_detectable", []),
+                "num_images": m.get("num_images")}
     rows = [row("main", f"this model ({transfer}, {train_images} training images)", metrics)]
-    rows += [row(n, _label(n), m) for n, m in compare.items()]
-    points = [{"train_images": int(r["name"][1:]), "segm_AP": r["segm_AP"], "bbox_AP": r["bbox_AP"]}
+    rows += [row(n, _label(n, m), m) for n, m in compare.items()]
+    points = [{"train_images": int(r["name"][1:]), "segm_AP": r["segm_AP"], "bbox_AP": r["bbox_AP"],
+               "per_class_segm": r["per_class_segm"]}
               for r in rows if r["name"][0] == "n" and r["name"][1:].isdigit()]
     if points and train_images not in {p["train_images"] for p in points}:
-        points.append({"train_images": train_images, "segm_AP": metrics["segm"]["AP"], "bbox_AP": metrics["bbox"]["AP"]})
+        points.append({"train_images": train_images, "segm_AP": metrics["segm"]["AP"], "bbox_AP": metrics["bbox"]["AP"],
+                       "per_class_segm": metrics["segm"]["per_class"]})
         points.sort(key=lambda p: p["train_images"])
     return {"rows": rows, "data_efficiency": points}
 
 
+def zero_shot_reference(summary: dict[str, Any]) -> dict[str, float]:
+    """The general model's mask AP for each class it can detect (empty without a zero-shot row)."""
+    general = next((r for r in summary["rows"] if r["name"] == "zero_shot"), None)
+    if general is None:
+        return {}
+    return {c: ap for c, ap in general["per_class_segm"].items() if c not in general["not_detectable"]}
+
+
 def headline(summary: dict[str, Any]) -> str:
-    """One sentence a manager can read: the fine-tuned model against the general one, if measured."""
+    """One sentence a manager can read: the fine-tuned model against the general one, class by class."""
     main = summary["rows"][0]
     text = f"This model: mask AP {_fmt(main['segm_AP'])} (box AP {_fmt(main['bbox_AP'])})."
     general = next((r for r in summary["rows"] if r["name"] == "zero_shot"), None)
     if general:
-        ped = general["per_class_segm"].get("pedestrian", -1)
-        text += (f" The general COCO model scores mask AP {_fmt(general['segm_AP'])} on the same images "
-                 f"(pedestrian {_fmt(ped)} vs {_fmt(main['per_class_segm'].get('pedestrian', -1))} here)"
-                 f" and cannot detect {', '.join(general['not_detectable']) or 'nothing'} at all.")
+        pairs = "; ".join(f"{c} mask AP {_fmt(main['per_class_segm'].get(c, -1))} here vs {_fmt(ap)} zero-shot"
+                          for c, ap in zero_shot_reference(summary).items())
+        text += f" Against the general COCO model on the same images, class by class: {pairs or 'no shared class'}."
+        if general["not_detectable"]:
+            text += f" The general model cannot detect {', '.join(general['not_detectable'])} at all (no COCO class)."
     return text
 
 
@@ -99,7 +118,9 @@ def comparison_table(summary: dict[str, Any], classes: list[str], markdown: bool
     head = ["model", "mask AP", "mask AP50", "box AP"] + [f"{c} mask AP" for c in classes]
     body = []
     for r in summary["rows"]:
-        cells = [r["label"], _fmt(r["segm_AP"]), _fmt(r["segm_AP50"]), _fmt(r["bbox_AP"])]
+        # all-class AP of a model that cannot detect every class would average in zeros: per class only
+        cells = [r["label"], *(["per class only"] * 3 if r["not_detectable"] else
+                               [_fmt(r["segm_AP"]), _fmt(r["segm_AP50"]), _fmt(r["bbox_AP"])])]
         cells += ["not detectable" if c in r["not_detectable"] else _fmt(r["per_class_segm"].get(c, -1))
                   for c in classes]
         body.append(cells)
@@ -130,9 +151,8 @@ def build_report(metrics: dict[str, Any], metrics_csv: Path, gt: dict[str, Any],
     if len(summary["rows"]) > 1:
         sections.append(f"<h2>Comparison (same evaluation images)</h2>{comparison_table(summary, classes)}")
     if summary["data_efficiency"]:
-        general = next((r["segm_AP"] for r in summary["rows"] if r["name"] == "zero_shot"), None)
         sections.append("<h2>Data efficiency</h2><img src='data:image/png;base64,"
-                        f"{plots.efficiency_plot(summary['data_efficiency'], general)}'>")
+                        f"{plots.efficiency_plot(summary['data_efficiency'], zero_shot_reference(summary))}'>")
     figs = []
     if "pr" in metrics["segm"]:
         figs.append(plots.pr_plot(metrics["segm"]["pr"], "mask precision-recall"))

@@ -1,6 +1,7 @@
 """Evaluation analysis on handmade COCO data: known AP, PR curves, confusion matrix, per-image errors,
 the general model's class mapping, training subsets, and the report built from fixtures."""
 import json
+import types
 
 import numpy as np
 import pytest
@@ -75,6 +76,10 @@ def test_confusion_matrix_and_errors_on_a_handmade_case():
 class FixedGeneralModel(torch.nn.Module):
     """Stands in for the 91-class COCO model: fixed detections with COCO labels."""
 
+    def __init__(self):
+        super().__init__()
+        self.roi_heads = types.SimpleNamespace(score_thresh=0.05)  # what predict sets
+
     def forward(self, images):
         boxes = torch.tensor([[0, 0, 10, 20], [20, 0, 40, 10], [40, 0, 50, 20]], dtype=torch.float)
         masks = torch.stack([torch.from_numpy(box_mask(0, 0, 10, 20)), torch.from_numpy(box_mask(20, 0, 20, 10)),
@@ -85,10 +90,12 @@ class FixedGeneralModel(torch.nn.Module):
 
 
 def test_general_model_person_maps_to_pedestrian_and_nothing_to_pallet_jack():
-    label_map = general_label_map(["pedestrian", "pallet_jack"], {"pedestrian": "person"})
+    ids = {"pedestrian": 1, "pallet_jack": 2}
+    label_map = general_label_map(ids, {"pedestrian": "person"})
     assert label_map == {1: 1}
+    assert general_label_map({"pedestrian": 3, "pallet_jack": 7}, {"pedestrian": "person"}) == {1: 3}  # by name
     with pytest.raises(ValueError, match="forklift.*not a COCO category"):
-        general_label_map(["pedestrian", "pallet_jack"], {"pallet_jack": "forklift"})
+        general_label_map(ids, {"pallet_jack": "forklift"})
     dataset = [(torch.zeros(3, 40, 60), {"image_id": 7})]
     preds = predict(FixedGeneralModel(), dataset, torch.device("cpu"), 0.05, 0.5, label_map)
     assert [(p["category_id"], round(p["score"], 2)) for p in preds] == [(1, 0.9), (1, 0.3)]  # truck dropped
@@ -147,7 +154,13 @@ def test_report_from_fixture_metrics(tmp_path):
     assert html.count("data:image/png;base64,") == 2 + 3 + 1 + 2  # loss+val AP, PR x2+confusion, curve, gallery
     assert "src='http" not in html and 'src="http' not in html  # self-contained
     md = (tmp_path / "r/summary.md").read_text()
-    assert "| general COCO model, zero-shot |" in md and "not detectable" in md and "| 4 |" in md
+    assert "| general COCO model, zero-shot | per class only | per class only | per class only | 1.000 |" in md
+    assert "not detectable" in md and "| 4 |" in md
+    # The general model is compared class by class: its all-class AP (pallet_jack 0 averaged in) is never shown.
+    assert ("pedestrian mask AP 1.000 here vs 1.000 zero-shot" in md
+            and "cannot detect pallet_jack at all" in md and f"{general['segm']['AP']:.3f}" not in md.split("\n")[2])
+    assert report.zero_shot_reference(report.summarise(metrics, {"zero_shot": general}, 4, "fine_tune")) == {
+        "pedestrian": pytest.approx(1.0)}
     combined = json.loads((tmp_path / "r/metrics.json").read_text())
     assert [p["train_images"] for p in combined["data_efficiency"]] == [1, 4]
     assert combined["rows"][0]["segm_AP"] == pytest.approx(metrics["segm"]["AP"])
