@@ -8,26 +8,36 @@ from typing import Any
 import numpy as np
 import torch
 from PIL import Image
-from pycocotools import mask as mask_utils
 from torchvision import tv_tensors
 from torchvision.transforms import v2
 
+from pipeline.coco import decode_segmentation
 from pipeline.io import read_json
 
 log = logging.getLogger(__name__)
 
 
 class CocoInstances(torch.utils.data.Dataset):
-    """Images + {boxes (xyxy), labels, masks, image_id}; images without objects are valid samples."""
+    """Images + {boxes (xyxy), labels, masks, image_id}; images without objects are valid samples.
 
-    def __init__(self, ann_file: Path, image_root: Path, transforms=None) -> None:
-        from pipeline.coco import check_coco
+    Segmentations may be polygons or RLE (pycocotools' conventions). With `targets=False`
+    only the image and {image_id} are returned (evaluation: ground truth is scored from the
+    JSON, so its masks are never decoded).
+    """
+
+    def __init__(self, ann_file: Path, image_root: Path, transforms=None, targets: bool = True,
+                 classes: list[str] | None = None) -> None:
+        from pipeline.coco import category_labels, check_coco
 
         self.coco = read_json(ann_file)
         check_coco(self.coco, ann_file)
         self.ann_file = Path(ann_file)
         self.root = Path(image_root)
         self.transforms = transforms
+        self.targets = targets
+        # labels by category name when the model's classes are given; else the file's ids as they are
+        self.label_of = (category_labels(self.coco["categories"], classes, ann_file) if classes is not None
+                         else {c["id"]: c["id"] for c in self.coco["categories"]})
         self.images = self.coco["images"]
         self.by_image: dict[int, list[dict[str, Any]]] = {im["id"]: [] for im in self.images}
         for ann in self.coco["annotations"]:
@@ -45,6 +55,9 @@ class CocoInstances(torch.utils.data.Dataset):
             img = Image.open(path).convert("RGB")
         except (OSError, FileNotFoundError) as exc:
             raise ValueError(f"{path}: cannot read image ({exc})") from None
+        image = tv_tensors.Image(torch.from_numpy(np.asarray(img).copy()).permute(2, 0, 1))
+        if not self.targets:
+            return (self.transforms(image) if self.transforms is not None else image), {"image_id": info["id"]}
         h, w = info["height"], info["width"]
         boxes, labels, masks = [], [], []
         for ann in self.by_image[info["id"]]:
@@ -53,8 +66,11 @@ class CocoInstances(torch.utils.data.Dataset):
                 log.warning("%s: annotation %s has a degenerate box %s: skipped", self.ann_file, ann["id"], ann["bbox"])
                 continue
             boxes.append([x, y, x + bw, y + bh])
-            labels.append(ann["category_id"])
-            masks.append(mask_utils.decode(ann["segmentation"]))
+            labels.append(self.label_of[ann["category_id"]])
+            try:
+                masks.append(decode_segmentation(ann["segmentation"], h, w))
+            except (ValueError, TypeError) as exc:
+                raise ValueError(f"{self.ann_file}: annotation {ann['id']}: {exc}") from None
         target = {
             "boxes": tv_tensors.BoundingBoxes(torch.tensor(boxes, dtype=torch.float32).reshape(-1, 4),
                                               format="XYXY", canvas_size=(h, w)),
@@ -63,18 +79,71 @@ class CocoInstances(torch.utils.data.Dataset):
                                      else torch.zeros((0, h, w), dtype=torch.uint8)),
             "image_id": info["id"],
         }
-        image = tv_tensors.Image(torch.from_numpy(np.asarray(img).copy()).permute(2, 0, 1))
         if self.transforms is not None:
             image, target = self.transforms(image, target)
         return image, target
 
 
-def train_transforms(hflip_prob: float, photometric_prob: float = 0.0):
-    """Augmentations that keep boxes and masks consistent with the image (flip moves both;
-    photometric distortion - brightness, contrast, saturation, hue, channel order - moves neither)."""
+class SeededSamples(torch.utils.data.Dataset):
+    """`dataset[idx]` under its own seed: keys are (index, seed) pairs from the batch schedule.
+
+    Each augmentation draw depends on the sample's place in the schedule only, not on which
+    DataLoader worker loads it or on what was drawn before, so a resumed run (any number of
+    workers) draws exactly what the uninterrupted run drew, and DDP processes, whose
+    samples have different places, draw independently.
+    """
+
+    def __init__(self, dataset) -> None:
+        self.dataset = dataset
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, key: tuple[int, int]):
+        idx, seed = key
+        with torch.random.fork_rng(devices=[]):  # leaves the caller's CPU RNG as it was
+            torch.manual_seed(seed)
+            return self.dataset[idx]
+
+
+class ScaleJitter:
+    """Multi-scale training on the images themselves: resize image, boxes and masks to the model's
+    own scale (shorter side `min_size`, longer side at most `max_size`) times a factor drawn
+    uniformly from [lo, hi]. The model must then skip its own resize while training
+    (torchvision's `_skip_resize`, as its references do for large-scale jitter)."""
+
+    def __init__(self, min_size: int, max_size: int, lo: float, hi: float) -> None:
+        self.min_size, self.max_size, self.lo, self.hi = min_size, max_size, lo, hi
+
+    def __call__(self, image, target):
+        h, w = image.shape[-2:]
+        factor = self.lo + (self.hi - self.lo) * float(torch.rand(()))
+        scale = min(self.min_size / min(h, w), self.max_size / max(h, w)) * factor
+        size = [max(1, round(h * scale)), max(1, round(w * scale))]
+        return v2.Resize(size, antialias=True)(image, target)
+
+
+def photometric(channel_permutation: bool = False):
+    """SSD-style photometric distortion applied as a whole: brightness, contrast, saturation and hue
+    (RandomPhotometricDistort's ranges) in random order; channel permutation only when asked."""
+    steps = [v2.ColorJitter(brightness=(0.875, 1.125), contrast=(0.5, 1.5), saturation=(0.5, 1.5),
+                            hue=(-0.05, 0.05))]
+    if channel_permutation:
+        steps.append(v2.RandomChannelPermutation())
+    return v2.Compose(steps)
+
+
+def train_transforms(hflip_prob: float, photometric_prob: float = 0.0, scale: ScaleJitter | None = None,
+                     channel_permutation: bool = False):
+    """Augmentations that keep boxes and masks consistent with the image (flip and scale move both;
+    photometric distortion moves neither). `photometric_prob` is per image: that share of images
+    gets the whole distortion, the rest none (torchvision's RandomPhotometricDistort(p) instead
+    draws each operation, channel permutation included, with probability p)."""
     steps = [v2.RandomHorizontalFlip(hflip_prob)]
     if photometric_prob > 0:
-        steps.append(v2.RandomPhotometricDistort(p=photometric_prob))
+        steps.append(v2.RandomApply([photometric(channel_permutation)], p=photometric_prob))
+    if scale is not None:
+        steps.append(scale)
     return v2.Compose([*steps, v2.ToDtype(torch.float32, scale=True), v2.SanitizeBoundingBoxes()])
 
 

@@ -54,6 +54,15 @@ def mean(values: torch.Tensor, d: Dist) -> torch.Tensor:
     return values / d.world
 
 
+def gather_objects(obj, d: Dist) -> list:
+    """Every process's `obj`, in rank order, on every process ([obj] for one process)."""
+    if not d.enabled:
+        return [obj]
+    out = [None] * d.world
+    torch.distributed.all_gather_object(out, obj)
+    return out
+
+
 def barrier(d: Dist) -> None:
     if d.enabled:
         torch.distributed.barrier()

@@ -81,7 +81,12 @@ def test_train_writes_checkpoints_and_resumes(shard_coco, rendered_shard, tmp_pa
     ckpt = load_checkpoint(out / "model_final.pth", CLASSES)
     assert ckpt["iteration"] == 2 and (out / "metrics.csv").read_text().count("\n") == 3
     # model_final.pth is for deployment: the model alone; last.pth also carries optimizer/RNG state.
-    assert "optimizer" not in ckpt and {"optimizer", "rng", "epoch"} <= set(load_checkpoint(out / "last.pth"))
+    last = load_checkpoint(out / "last.pth")
+    assert "optimizer" not in ckpt and {"optimizer", "rng", "epoch", "scaler", "lr_scheduler"} <= set(last)
+    assert len(last["rng"]) == 1 and set(last["rng"][0]) == {"cpu", "cuda"}  # one entry per process
+    # The logged lr is the one each step used: warmup starts at 0.001 x lr, then the cosine begins at lr.
+    with open(out / "metrics.csv") as f:
+        assert [float(r["lr"]) for r in csv.DictReader(f)] == pytest.approx([1e-6, 1e-3])
     assert (out / "model_final.pth").stat().st_size < 0.75 * (out / "last.pth").stat().st_size
     # Extending the run resumes from last.pth (iteration 2) instead of starting over... only when
     # the config matches; a changed config starts afresh.
@@ -93,36 +98,55 @@ def test_train_writes_checkpoints_and_resumes(shard_coco, rendered_shard, tmp_pa
         load_checkpoint(bad)
 
 
-def test_resume_matches_uninterrupted_run(shard_coco, rendered_shard, tmp_path):
+def test_resume_is_exact_with_workers_and_ema(shard_coco, rendered_shard, tmp_path):
+    """Killed and resumed with 2 data workers (the default config uses 4), every augmentation on:
+    the losses and weights of an uninterrupted run, and of a run with no workers at all."""
     ann, root = write_train_json(shard_coco, rendered_shard, tmp_path)
     # 2 images, batch 1: iterations cross an epoch boundary; the "kill" lands mid-epoch.
-    cfg = train_cfg(iterations=4, batch_size=1, checkpoint_every=1, hflip_prob=0.5)
+    cfg = train_cfg(iterations=4, batch_size=1, checkpoint_every=1, hflip_prob=0.5, photometric_prob=0.5,
+                    scale_jitter=[0.7, 1.3], workers=2, ema_decay=0.5)
     train(cfg, CLASSES, MODEL_CFG, {"kind": "none"}, ann, root, tmp_path / "a")
     stopped = train(cfg, CLASSES, MODEL_CFG, {"kind": "none"}, ann, root, tmp_path / "b", stop_after=3)
     assert stopped["stopped"] and load_checkpoint(tmp_path / "b" / "last.pth")["iteration"] == 3
     train(cfg, CLASSES, MODEL_CFG, {"kind": "none"}, ann, root, tmp_path / "b")
-    a = load_checkpoint(tmp_path / "a" / "model_final.pth")["model"]
-    b = load_checkpoint(tmp_path / "b" / "model_final.pth")["model"]
-    for k in a:
-        assert torch.allclose(a[k].float(), b[k].float(), atol=1e-5), k
+    train({**cfg, "workers": 0}, CLASSES, MODEL_CFG, {"kind": "none"}, ann, root, tmp_path / "c")
 
     def losses(run):
         with open(tmp_path / run / "metrics.csv") as f:
-            return [(r["iteration"], round(float(r["loss"]), 3)) for r in csv.DictReader(f)]
+            return [(r["iteration"], round(float(r["loss"]), 4)) for r in csv.DictReader(f)]
 
-    assert losses("a") == losses("b") and len(losses("a")) == 4
+    assert losses("a") == losses("b") == losses("c") and len(losses("a")) == 4
+    finals = [load_checkpoint(tmp_path / run / "model_final.pth")["model"] for run in "abc"]
+    for k in finals[0]:
+        for other in finals[1:]:
+            assert torch.allclose(finals[0][k].float(), other[k].float(), atol=1e-5), k
+    # With EMA on, the final model is the average (what validation scored), not the last weights.
+    last = load_checkpoint(tmp_path / "a" / "last.pth")
+    ema = {k[len("module."):]: v for k, v in last["ema"].items() if k.startswith("module.")}
+    assert all(torch.equal(ema[k], finals[0][k]) for k in finals[0])
+    assert any(not torch.equal(last["model"][k], finals[0][k]) for k in finals[0] if finals[0][k].is_floating_point())
 
 
 def test_periodic_validation_keeps_best_checkpoint(shard_coco, rendered_shard, tmp_path):
     ann, root = write_train_json(shard_coco, rendered_shard, tmp_path)
     out = tmp_path / "v"
-    train(train_cfg(iterations=2, eval_every=1), CLASSES, MODEL_CFG, {"kind": "none"}, ann, root, out, val_json=ann)
+    train(train_cfg(iterations=2, eval_every=1, tensorboard=True), CLASSES, MODEL_CFG, {"kind": "none"}, ann, root,
+          out, val_json=ann)
     with open(out / "val_metrics.csv") as f:
         rows = list(csv.DictReader(f))
     assert [r["iteration"] for r in rows] == ["1", "2"]
     assert all(0.0 <= float(r["segm_AP"]) <= 1.0 for r in rows)
     best = load_checkpoint(out / "best.pth", CLASSES)
     assert best["iteration"] == 1 + max(range(2), key=lambda i: (float(rows[i]["segm_AP"]), -i))
+    # TensorBoard: losses, lr, validation AP and a sheet of validation predictions
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = EventAccumulator(str(out / "tensorboard")).Reload()
+    tags = events.Tags()
+    assert {"train/loss", "train/lr", "train/loss_mask", "val/segm_AP", "val/bbox_AP"} <= set(tags["scalars"])
+    assert [e.step for e in events.Scalars("train/loss")] == [1, 2]
+    assert [e.value for e in events.Scalars("val/segm_AP")] == pytest.approx([float(r["segm_AP"]) for r in rows])
+    assert "val/predictions" in tags["images"]
 
 
 def test_nan_loss_stops_with_clear_error(shard_coco, rendered_shard, tmp_path):
@@ -190,7 +214,9 @@ def test_adamw_option_trains_and_resumes_with_its_state(shard_coco, rendered_sha
     assert state and all("exp_avg_sq" in s for s in state.values())  # AdamW moments, not SGD momentum
 
 
-def test_photometric_and_scale_jitter_keep_labels_consistent(shard_coco, rendered_shard, tmp_path, caplog):
+def test_photometric_distortion_is_per_image_and_keeps_colours(shard_coco, rendered_shard, tmp_path):
+    from torchvision import tv_tensors
+
     from pipeline.data import train_transforms
 
     ann, root = write_train_json(shard_coco, rendered_shard, tmp_path)
@@ -200,9 +226,92 @@ def test_photometric_and_scale_jitter_keep_labels_consistent(shard_coco, rendere
     (a, ta), (b, tb) = plain[0], distorted[0]
     assert not torch.equal(a, b)  # pixels changed ...
     assert torch.equal(ta["boxes"], tb["boxes"]) and torch.equal(ta["masks"], tb["masks"])  # ... labels did not
-    cfg = train_cfg(iterations=2, photometric_prob=1.0, scale_jitter=[0.5, 1.0])
+    # photometric_prob is the share of images distorted (RandomPhotometricDistort(p) draws each of its five
+    # operations with p: 97 % of images touched at 0.5), and a red object stays red (no channel shuffle).
+    red = tv_tensors.Image(torch.tensor([200, 60, 40], dtype=torch.uint8)[:, None, None].expand(3, 16, 16).clone())
+    target = {"boxes": tv_tensors.BoundingBoxes([[0, 0, 8, 8]], format="XYXY", canvas_size=(16, 16)),
+              "labels": torch.tensor([1]), "masks": tv_tensors.Mask(torch.ones(1, 16, 16, dtype=torch.uint8))}
+
+    def draws(transform, n=300):
+        torch.manual_seed(1)
+        return [transform(red, target)[0].mean(dim=(1, 2)) for _ in range(n)]
+
+    half = draws(train_transforms(0.0, photometric_prob=0.5))
+    changed = sum(not torch.allclose(m, red.float().mean(dim=(1, 2)) / 255) for m in half) / len(half)
+    assert 0.4 < changed < 0.6, changed
+    assert all(int(m.argmax()) == 0 for m in half)
+    shuffled = draws(train_transforms(0.0, photometric_prob=1.0, channel_permutation=True), 60)
+    assert any(int(m.argmax()) != 0 for m in shuffled)  # only when asked
+
+
+def test_scale_jitter_spans_the_configured_range(shard_coco, rendered_shard, tmp_path, caplog):
+    from pipeline.data import ScaleJitter, SeededSamples, train_transforms
+
+    ann, root = write_train_json(shard_coco, rendered_shard, tmp_path)
+    ds = SeededSamples(CocoInstances(ann, root, train_transforms(0.0, scale=ScaleJitter(96, 128, 0.5, 1.5)),
+                                     classes=CLASSES))
+    samples = [ds[(0, seed)] for seed in range(40)]
+    shorts = [min(img.shape[-2:]) for img, _ in samples]
+    assert min(shorts) < 0.6 * 96 and max(shorts) > 1.4 * 96  # up and down, not capped at max_size_px
+    for img, t in samples[:5]:  # masks and boxes follow the image
+        assert t["masks"].shape[-2:] == img.shape[-2:] and float(t["boxes"][:, 2:].max()) <= img.shape[-1]
+    # The model keeps those sizes while training and evaluates at min_size_px.
+    model = build_model(3, {"kind": "none"}, min_size=96, max_size=128)
+    model.transform._skip_resize = True
+    img, t = max(samples, key=lambda s: s[0].shape[-1])
+    model.train()
+    assert model.transform([img], [t])[0].image_sizes[0] == tuple(img.shape[-2:])
+    model.eval()
+    assert min(model.transform([img])[0].image_sizes[0]) == 96
+    cfg = train_cfg(iterations=2, photometric_prob=1.0, scale_jitter=[0.5, 1.5])
     with caplog.at_level("INFO", logger="pipeline.train"):
         train(cfg, CLASSES, MODEL_CFG, {"kind": "none"}, ann, root, tmp_path / "j")
-    # multi-scale training sizes, the configured 96 px last (what evaluation uses)
-    assert "shorter side drawn from (48, 60, 72, 84, 96) px" in caplog.text
+    assert "shorter side 48-144 px for 96 px" in caplog.text
     assert load_checkpoint(tmp_path / "j" / "model_final.pth")["iteration"] == 2
+
+
+def test_frozen_parts_of_v2_keep_their_batchnorm_statistics(shard_coco, rendered_shard, tmp_path):
+    """v2 uses plain BatchNorm2d: `requires_grad=False` alone let every training step move their running
+    statistics. Frozen parts get FrozenBatchNorm2d; trainable ones keep learning BatchNorm."""
+    from torchvision.models.detection import maskrcnn_resnet50_fpn_v2
+    from torchvision.ops import FrozenBatchNorm2d
+
+    from pipeline.model import model_from_checkpoint
+
+    path = tmp_path / "v2.pth"
+    torch.save(maskrcnn_resnet50_fpn_v2(weights=None, weights_backbone=None, num_classes=91).state_dict(), path)
+    info = {"kind": "path", "arch": "maskrcnn_resnet50_fpn_v2", "path": str(path)}
+    model = build_model(3, info, 3, 96, 128, transfer="feature_extraction")
+    frozen_bn = [m for n, m in model.named_modules() if not n.startswith("roi_heads") and
+                 isinstance(m, (torch.nn.BatchNorm2d, FrozenBatchNorm2d))]
+    assert frozen_bn and all(isinstance(m, FrozenBatchNorm2d) for m in frozen_bn)
+    head_bn = [m for n, m in model.named_modules() if n.startswith("roi_heads") and isinstance(m, torch.nn.BatchNorm2d)]
+    assert head_bn  # v2's box/mask heads normalise too, and they learn
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    ann, root = write_train_json(shard_coco, rendered_shard, tmp_path)
+    images, targets = collate([CocoInstances(ann, root, eval_transforms())[i] for i in range(2)])
+    model.train()
+    sum(model(list(images), list(targets)).values()).backward()  # a forward in train mode moves BN statistics
+    after = model.state_dict()
+    moved = {k for k in before if "running_mean" in k and not torch.equal(before[k], after[k])}
+    assert moved and all(k.startswith("roi_heads.") for k in moved), sorted(moved)[:5]
+    # a checkpoint of that model rebuilds with the same layers (strict load)
+    ckpt = {"model": after, "classes": CLASSES, "weights": json.dumps(info),
+            "config": json.dumps({"model": {**MODEL_CFG, "arch": "maskrcnn_resnet50_fpn_v2",
+                                            "transfer": "feature_extraction", "trainable_backbone_layers": 3}})}
+    assert isinstance(model_from_checkpoint(ckpt).backbone.fpn.layer_blocks[0][1], FrozenBatchNorm2d)
+
+
+def test_weight_ema_warms_up_its_decay():
+    from pipeline.train import weight_ema
+
+    assert weight_ema(torch.nn.Linear(2, 1), 0.0) is None
+    net = torch.nn.Linear(2, 1)
+    ema = weight_ema(net, 0.9)
+    for value in (1.0, 2.0, 3.0):
+        with torch.no_grad():
+            net.weight.fill_(value)
+        ema.update_parameters(net)
+    # n=0 copies; then decay min(0.9, 2/11) and min(0.9, 3/12)
+    expected = (1.0 * 2 / 11 + 2.0 * 9 / 11) * 0.25 + 3.0 * 0.75
+    assert torch.allclose(ema.module.weight, torch.full((1, 2), expected))

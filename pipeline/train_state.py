@@ -1,0 +1,68 @@
+"""Everything a resume needs, in one home: captured into last.pth, restored when training starts.
+
+Model, optimizer, lr scheduler, GradScaler, weight EMA, the schedule position (epoch, batch in
+epoch) and the RNG of every process (CPU and CUDA). Augmentations need no RNG of their own: each
+sample's seed follows from its place in the schedule (pipeline.schedule), so the position is all
+the data workers need.
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from pipeline import distributed
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Position:
+    iteration: int = 0
+    epoch: int = 0
+    batch_in_epoch: int = 0
+
+
+def rng_state(device: torch.device) -> dict[str, Any]:
+    """This process's RNG streams: CPU, and the CUDA device it trains on."""
+    return {"cpu": torch.get_rng_state(),
+            "cuda": torch.cuda.get_rng_state(device) if device.type == "cuda" else None}
+
+
+def set_rng_state(state: dict[str, Any], device: torch.device) -> None:
+    torch.set_rng_state(state["cpu"])
+    if device.type == "cuda" and state.get("cuda") is not None:
+        torch.cuda.set_rng_state(state["cuda"], device)
+
+
+def capture(model, optimizer, scheduler, scaler, ema, position: Position, dist: distributed.Dist,
+            device: torch.device) -> dict[str, Any]:
+    """The resume state; a collective under DDP (every process hands in its RNG), call it on all ranks."""
+    return dict(model=model.state_dict(), optimizer=optimizer.state_dict(), lr_scheduler=scheduler.state_dict(),
+                scaler=scaler.state_dict(), ema=ema.state_dict() if ema is not None else None,
+                iteration=position.iteration, epoch=position.epoch, batch_in_epoch=position.batch_in_epoch,
+                rng=distributed.gather_objects(rng_state(device), dist))
+
+
+def restore(state: dict[str, Any], model, optimizer, scheduler, scaler, ema, dist: distributed.Dist,
+            device: torch.device) -> Position:
+    """Load a captured state into freshly built objects; returns where to continue."""
+    model.load_state_dict(state["model"])
+    optimizer.load_state_dict(state["optimizer"])
+    scheduler.load_state_dict(state["lr_scheduler"])
+    if scaler.is_enabled() and state.get("scaler"):
+        scaler.load_state_dict(state["scaler"])
+    if ema is not None:
+        if state.get("ema") is None:
+            raise ValueError("checkpoint has no EMA state but train.ema_decay is set (the config check should "
+                             "have started afresh)")
+        ema.load_state_dict(state["ema"])
+    rngs = state["rng"]
+    if len(rngs) == dist.world:
+        set_rng_state(rngs[dist.rank], device)
+    else:
+        log.warning("checkpoint was written by %d processes, this run has %d: RNG streams reseeded, the resumed "
+                    "run is not bit-identical to an uninterrupted one", len(rngs), dist.world)
+    return Position(state["iteration"], state["epoch"], state["batch_in_epoch"])
