@@ -90,6 +90,9 @@ def validate(cfg: dict[str, Any], source: str = "<config>") -> dict[str, Any]:
     for cls in cfg["compare"]["zero_shot_map"]:
         if cls not in cfg["classes"]:
             raise ConfigError(f"{source}: compare.zero_shot_map: {cls!r} is not one of classes {cfg['classes']}")
+    if cfg["evaluate"]["checkpoint"] == "best" and cfg["train"]["eval_every"] == 0:
+        raise ConfigError(f"{source}: evaluate.checkpoint: best needs validation during training "
+                          "(train.eval_every > 0), which picks best.pth")
     real = cfg["evaluate"]["real_ann"], cfg["evaluate"]["real_image_root"]
     if bool(real[0]) != bool(real[1]):
         raise ConfigError(f"{source}: evaluate.real_ann and evaluate.real_image_root go together (one is empty)")

@@ -49,6 +49,11 @@ def test_defaults_filled_from_schema():
     ({"render": {"exposure_s": [0.01, 0.5]}}, ["render.exposure_s", "<= 0.2"]),
     ({"render": {"windows_per_wall": [3, 1]}}, ["render.windows_per_wall", "min 3 > max 1"]),
     ({"render": {"sensor_noise_prob": 2}}, ["render.sensor_noise_prob"]),
+    ({"evaluate": {"checkpoint": "best"}, "train": {"eval_every": 0}}, ["evaluate.checkpoint", "train.eval_every > 0"]),
+    ({"evaluate": {"checkpoint": "last"}}, ["evaluate.checkpoint"]),
+    ({"train": {"ema_decay": 1.0}}, ["train.ema_decay"]),
+    ({"train": {"aspect_ratio_group_factor": -2}}, ["train.aspect_ratio_group_factor"]),
+    ({"compare": {"zero_shot_size_px": [800]}}, ["compare.zero_shot_size_px"]),
 ])
 def test_bad_values_name_the_key(over, words):
     with pytest.raises(ConfigError) as err:

@@ -18,6 +18,19 @@ EVAL_SPLIT = config["evaluate"]["split"]
 MAIN_MODE = "from_scratch" if config["model"]["weights"] == "none" else config["model"]["transfer"]
 MODE_VARIANTS = [f"mode_{m}" for m in config["compare"]["transfer_modes"] if m != MAIN_MODE]
 SIZE_VARIANTS = [f"n{k}" for k in sorted(config["compare"]["train_images"])]
+# best.pth exists only when training validates; evaluate.checkpoint picks which model is scored
+TRAIN_BEST = bool(config["train"]["eval_every"])
+EVAL_CKPT = "best.pth" if config["evaluate"]["checkpoint"] == "best" else "model_final.pth"
+
+
+def train_outputs(folder):
+    """Named outputs of a training rule writing into `folder`."""
+    out = {"final": f"{folder}/model_final.pth", "metrics": f"{folder}/metrics.csv"}
+    if TRAIN_BEST:
+        out["best"] = f"{folder}/best.pth"
+    return out
+
+
 # name -> metrics.json of each model the report sets beside the main one
 COMPARE_METRICS = {v: f"{OUT}/variants/{v}/eval/metrics.json" for v in MODE_VARIANTS + SIZE_VARIANTS}
 if config["compare"]["zero_shot"]:

@@ -42,8 +42,7 @@ rule train:
         val=rules.split.output.val,
         weights=rules.weights.output.info,
     output:
-        final=f"{OUT}/train/model_final.pth",
-        metrics=f"{OUT}/train/metrics.csv",
+        **train_outputs(f"{OUT}/train"),
     params:
         py=PY,
         classes=cfg_json("classes"),
@@ -95,8 +94,7 @@ rule train_variant:
         val=rules.split.output.val,
         weights=rules.weights.output.info,
     output:
-        final=f"{OUT}/variants/{{variant}}/train/model_final.pth",
-        metrics=f"{OUT}/variants/{{variant}}/train/metrics.csv",
+        **train_outputs(f"{OUT}/variants/{{variant}}/train"),
     params:
         py=PY,
         classes=cfg_json("classes"),
@@ -121,7 +119,7 @@ rule train_variant:
 rule evaluate:
     """Predict on the evaluation split; COCOeval bbox + segm, PR curves, confusion, per-image errors."""
     input:
-        checkpoint=rules.train.output.final,
+        checkpoint=f"{OUT}/train/{EVAL_CKPT}",
         ann=f"{OUT}/dataset/{EVAL_SPLIT}.json",
     output:
         metrics=f"{OUT}/eval/metrics.json",
@@ -150,7 +148,7 @@ rule evaluate:
 rule evaluate_variant:
     """Evaluate a comparison model on the same split as the main model."""
     input:
-        checkpoint=rules.train_variant.output.final,
+        checkpoint=f"{OUT}/variants/{{variant}}/train/{EVAL_CKPT}",
         ann=f"{OUT}/dataset/{EVAL_SPLIT}.json",
     output:
         metrics=f"{OUT}/variants/{{variant}}/eval/metrics.json",
@@ -187,7 +185,8 @@ rule zero_shot:
     params:
         py=PY,
         source=lambda wildcards, input: (f"--general-weights {shlex.quote(input.weights)} --zero-shot-map "
-                                         + shlex.quote(cfg_json("compare", "zero_shot_map"))),
+                                         + shlex.quote(cfg_json("compare", "zero_shot_map"))
+                                         + " --input-size {} {}".format(*config["compare"]["zero_shot_size_px"])),
         eval=cfg_json("evaluate"),
         model=cfg_json("model"),
         out_dir=dir_of("metrics"),
@@ -209,7 +208,7 @@ rule zero_shot:
 rule evaluate_real:
     """The main model on real photos (evaluate.real_ann): the sim-to-real gap."""
     input:
-        checkpoint=rules.train.output.final,
+        checkpoint=f"{OUT}/train/{EVAL_CKPT}",
         ann=config["evaluate"]["real_ann"] or "evaluate.real_ann is not set",
     output:
         metrics=f"{OUT}/eval_real/metrics.json",
