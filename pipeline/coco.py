@@ -49,7 +49,7 @@ def category_labels(cats: list[dict[str, Any]], classes: list[str], source: str 
     if unknown or missing:
         raise ValueError(f"{source}: categories {sorted(names)} do not match the model's classes {classes}"
                          + (f"; no class for {unknown}" if unknown else "")
-                         + (f"; no category named {missing}" if missing else "")
+                         + (f"; no category named {missing} (list it, even without annotations)" if missing else "")
                          + " (categories are matched by name)")
     return {names[c]: i + 1 for i, c in enumerate(classes)}
 

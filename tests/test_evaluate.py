@@ -127,7 +127,7 @@ def test_evaluate_cli_maps_categories_by_name(shard_coco, rendered_shard, tmp_pa
     bad = json.loads((tmp_path / "poly.json").read_text())
     bad["categories"] = [{"id": 3, "name": "pedestrian"}, {"id": 7, "name": "forklift"}]
     (tmp_path / "bad.json").write_text(json.dumps(bad))
-    with pytest.raises(ValueError, match=r"bad.json: .*no class for \['forklift'\]; no category named \['pallet_jack'\]"):
+    with pytest.raises(ValueError, match=r"bad.json: .*no class for \['forklift'\]; no category named \['pallet_jack'\] \(list it"):
         evaluate.main([*args, "--ann", str(tmp_path / "bad.json"), "--out-dir", str(tmp_path / "b")])
 
 

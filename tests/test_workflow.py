@@ -117,11 +117,12 @@ def test_comparisons_zero_shot_and_data_efficiency_in_one_report(tmp_path):
     assert json.loads((out / "variants/n1/train.json").read_text())["images"].__len__() == 1
     zero = json.loads((out / "variants/zero_shot/eval/metrics.json").read_text())
     assert zero["not_detectable"] == ["pallet_jack"] and "general COCO model" in zero["model"]
+    assert zero["input_size_px"] == [800, 1333]  # the general model at its native size, not the 96 px of ours
     assert {p["category_id"] for p in json.loads((out / "variants/zero_shot/eval/predictions.json").read_text())} <= {1}
     prov = json.loads((out / "variants/mode_from_scratch/train/provenance.json").read_text())
     assert prov["config"]["weights"]["kind"] == "none"
     html = (out / "report/index.html").read_text()
-    for text in ("general COCO model, zero-shot", "transfer: feature extraction", "transfer: from scratch",
+    for text in ("general COCO model, zero-shot (800/1333 px input)", "per class only", "transfer: feature extraction", "transfer: from scratch",
                  "1 training images", "Data efficiency", "Where it goes wrong", "AP over training"):
         assert text in html or text in (out / "report/summary.md").read_text(), text
     combined = json.loads((out / "report/metrics.json").read_text())
