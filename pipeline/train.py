@@ -299,6 +299,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--model-cfg", required=True, help="`model` config section as JSON")
     ap.add_argument("--train-cfg", required=True, help="`train` config section as JSON")
     ap.add_argument("--out-dir", type=Path, required=True)
+    ap.add_argument("--stop-after", type=int, metavar="N",
+                    help="end after N iterations as a kill would, keeping last.pth (resume tests, time-boxed jobs)")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     model_cfg = json.loads(args.model_cfg)
@@ -307,6 +309,6 @@ def main(argv: list[str] | None = None) -> int:
         weights_info = {"kind": "none", "arch": model_cfg["arch"]}
     result = train(json.loads(args.train_cfg), json.loads(args.classes), model_cfg,
                    weights_info, args.train_json, args.image_root, args.out_dir,
-                   val_json=args.val_json)
+                   stop_after=args.stop_after, val_json=args.val_json)
     log.info("done: %s", result)
     return 0
