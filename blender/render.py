@@ -37,8 +37,29 @@ def _import_bpy():
     return bpy
 
 
-def configure_render(bpy, cfg: dict[str, Any]) -> None:
-    """Cycles settings from the `render` config section, plus the passes the labels need."""
+GPU_BACKENDS = ("OPTIX", "CUDA", "HIP", "ONEAPI", "METAL")
+
+
+def gpu_backend(bpy) -> str | None:
+    """Enable the first Cycles GPU backend with a device (OptiX, then CUDA, HIP, oneAPI, Metal); None if none."""
+    prefs = bpy.context.preferences.addons["cycles"].preferences
+    for backend in GPU_BACKENDS:
+        try:
+            prefs.compute_device_type = backend
+        except TypeError:  # backend not compiled into this build
+            continue
+        prefs.get_devices()
+        gpus = [d for d in prefs.devices if d.type != "CPU"]
+        if gpus:
+            for d in prefs.devices:
+                d.use = d.type != "CPU"
+            return backend
+    return None
+
+
+def configure_render(bpy, cfg: dict[str, Any]) -> str:
+    """Cycles settings from the `render` config section, plus the passes the labels need; returns the
+    device Cycles renders on ("CPU" or "GPU (<backend>)")."""
     scene = bpy.context.scene
     scene.render.engine = "CYCLES"
     width, height = cfg["resolution_px"]
@@ -49,21 +70,15 @@ def configure_render(bpy, cfg: dict[str, Any]) -> None:
     cycles.use_denoising = cfg["denoise"]
     cycles.max_bounces = cfg["max_bounces"]
     cycles.device = "CPU"
-    if cfg["device"] == "GPU":
-        prefs = bpy.context.preferences.addons["cycles"].preferences
-        for backend in ("OPTIX", "CUDA", "HIP", "METAL", "ONEAPI"):
-            try:
-                prefs.compute_device_type = backend
-                prefs.get_devices()
-                if any(d.type != "CPU" for d in prefs.devices):
-                    for d in prefs.devices:
-                        d.use = True
-                    cycles.device = "GPU"
-                    break
-            except TypeError:
-                continue
+    if cfg["device"] in ("auto", "GPU"):
+        backend = gpu_backend(bpy)
+        if backend:
+            cycles.device = "GPU"
         else:
-            log.warning("render.device=GPU but no GPU backend found: falling back to CPU")
+            log.log(logging.WARNING if cfg["device"] == "GPU" else logging.INFO,
+                    "render.device=%s: no GPU backend found (tried %s): rendering on CPU", cfg["device"],
+                    ", ".join(GPU_BACKENDS))
+    device = f"GPU ({backend})" if cycles.device == "GPU" else "CPU"
     if cfg["threads"]:
         scene.render.threads_mode = "FIXED"
         scene.render.threads = cfg["threads"]
@@ -78,6 +93,7 @@ def configure_render(bpy, cfg: dict[str, Any]) -> None:
     img.media_type = "MULTI_LAYER_IMAGE"
     img.color_depth = "32"  # cryptomatte ids are float32 bit patterns: half floats would corrupt them
     img.exr_codec = "ZIP"
+    return device
 
 
 def camera_matrices(cam, width: int, height: int) -> dict[str, Any]:
@@ -235,7 +251,7 @@ def render_shard(render_cfg: dict[str, Any], seed: int, shard: int, out: Path,
 
     bpy = _import_bpy()
     bpy.ops.wm.read_factory_settings(use_empty=True)
-    configure_render(bpy, render_cfg)
+    device = configure_render(bpy, render_cfg)
     out.mkdir(parents=True, exist_ok=True)
     # A run killed mid-write (kill -9, node failure) leaves hidden temp files of atomic writes: drop them.
     for sub in ("rgb", "ids", "meta"):
@@ -258,6 +274,7 @@ def render_shard(render_cfg: dict[str, Any], seed: int, shard: int, out: Path,
     manifest = {"shard": shard, "seed": seed, "frames": frames,
                 "render": render_cfg, "provenance": provenance({"render": render_cfg, "seed": seed})}
     manifest["provenance"].pop("platform")
+    manifest["provenance"]["render_device"] = device
     write_json(out / "manifest.json", manifest)
     if (out / "tmp").exists():
         for f in (out / "tmp").iterdir():

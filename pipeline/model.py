@@ -17,7 +17,8 @@ TRANSFER_MODES = ("feature_extraction", "fine_tune", "full")
 
 def build_model(num_classes: int, weights_info: dict[str, Any], trainable_backbone_layers: int = 3,
                 min_size: int = 800, max_size: int = 1333, load_weights: bool = True,
-                transfer: str = "fine_tune", replace_heads: bool = True) -> MaskRCNN:
+                transfer: str = "fine_tune", replace_heads: bool = True,
+                classes: list[str] | None = None) -> MaskRCNN:
     """Mask R-CNN ResNet50-FPN: load COCO (or given) weights, then swap box/mask predictors.
 
     Built the way torchvision builds it: with pretrained weights FrozenBatchNorm and
@@ -29,6 +30,8 @@ def build_model(num_classes: int, weights_info: dict[str, Any], trainable_backbo
     `load_weights=False` builds the same architecture without reading the file
     (used when a fine-tuned checkpoint is loaded next). `replace_heads=False` keeps the
     91-class COCO heads: the general model, evaluated zero-shot.
+    Weights may also be a checkpoint of this pipeline (e.g. another site's model_final.pth):
+    when its class list equals `classes`, its trained heads are kept; otherwise new heads.
     """
     arch = weights_info.get("arch", "maskrcnn_resnet50_fpn")
     pretrained = weights_info["kind"] in ("coco", "path")
@@ -52,26 +55,40 @@ def build_model(num_classes: int, weights_info: dict[str, Any], trainable_backbo
         norm = FrozenBatchNorm2d if pretrained else torch.nn.BatchNorm2d
         backbone = _resnet_fpn_extractor(resnet50(weights=None, norm_layer=norm), trainable_backbone_layers)
         model = MaskRCNN(backbone, num_classes=91, min_size=min_size, max_size=max_size)
+    base_classes = None
     if pretrained and load_weights:
         path = Path(weights_info["path"])
         state = torch.load(path, map_location="cpu", weights_only=True)
         if isinstance(state, dict) and "model" in state:
+            # a checkpoint of this pipeline (a base site's model_final.pth): its heads have its own classes
+            base_classes = state.get("classes")
             state = state["model"]
+            if base_classes is not None:
+                set_heads(model, len(base_classes) + 1)
         try:
             model.load_state_dict(state)
         except RuntimeError as exc:
-            raise ValueError(f"{path}: not a {arch} COCO state dict ({str(exc).splitlines()[0]})") from None
+            kind = "hangar-synth checkpoint" if base_classes is not None else "COCO state dict"
+            raise ValueError(f"{path}: not a {arch} {kind} ({str(exc).splitlines()[0]})") from None
     if not replace_heads:
         return model
-    in_features = model.roi_heads.box_predictor.cls_score.in_features
-    model.roi_heads.box_predictor = FastRCNNPredictor(in_features, num_classes)
-    in_mask = model.roi_heads.mask_predictor.conv5_mask.in_channels
-    model.roi_heads.mask_predictor = MaskRCNNPredictor(in_mask, 256, num_classes)
+    if base_classes is not None and classes is not None and list(base_classes) == list(classes):
+        pass  # same classes as the base model: its trained heads are the best start
+    else:
+        set_heads(model, num_classes)
     if transfer == "feature_extraction" and pretrained:
         for name, p in model.named_parameters():
             p.requires_grad_(name.startswith("roi_heads."))
     freeze_batchnorm(model)
     return model
+
+
+def set_heads(model: MaskRCNN, num_classes: int) -> None:
+    """New box and mask predictors for `num_classes` (background included)."""
+    in_features = model.roi_heads.box_predictor.cls_score.in_features
+    model.roi_heads.box_predictor = FastRCNNPredictor(in_features, num_classes)
+    in_mask = model.roi_heads.mask_predictor.conv5_mask.in_channels
+    model.roi_heads.mask_predictor = MaskRCNNPredictor(in_mask, 256, num_classes)
 
 
 def freeze_batchnorm(module: torch.nn.Module) -> int:

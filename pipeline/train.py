@@ -144,7 +144,7 @@ def train(cfg: dict[str, Any], classes: list[str], model_cfg: dict[str, Any], we
     groups = aspect_groups(dataset.images, factor) if factor >= 0 else None
     model = build_model(len(classes) + 1, weights_info, model_cfg["trainable_backbone_layers"],
                         model_cfg["min_size_px"], model_cfg["max_size_px"],
-                        transfer=model_cfg.get("transfer", "fine_tune")).to(device)
+                        transfer=model_cfg.get("transfer", "fine_tune"), classes=classes).to(device)
     log.info("%s, transfer=%s: %d trainable parameters", model_cfg["arch"], model_cfg.get("transfer", "fine_tune"),
              count_trainable(model))
     if scale is not None:

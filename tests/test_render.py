@@ -216,3 +216,17 @@ def test_every_object_kind_stands_on_the_floor_inside_its_footprint():
     for kind, e in extents.items():
         assert max(abs(z) for z in e["zmin"]) < 1e-4, (kind, e["zmin"])
         assert e["reach"] <= FOOTPRINT_M[kind], (kind, e["reach"])
+
+
+def test_render_device_auto_falls_back_to_cpu_and_says_so(rendered_shard):
+    """No machine here holds bpy and a GPU at once: the GPU path itself is not run by these tests."""
+    manifest = json.loads((rendered_shard / "manifest.json").read_text())
+    assert manifest["render"]["device"] == "auto" and manifest["provenance"]["render_device"] == "CPU"
+    code = ("import logging, bpy; logging.basicConfig(level=logging.INFO)\n"
+            "from blender.render import configure_render\nfrom tests.conftest import tiny_render_cfg\n"
+            "print('device', configure_render(bpy, tiny_render_cfg()))")
+    res = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True)
+    assert res.returncode == 0, res.stderr[-2000:]
+    assert "device CPU" in res.stdout
+    assert "render.device=auto: no GPU backend found (tried OPTIX, CUDA, HIP, ONEAPI, METAL): rendering on CPU" \
+        in res.stderr

@@ -315,3 +315,28 @@ def test_weight_ema_warms_up_its_decay():
     # n=0 copies; then decay min(0.9, 2/11) and min(0.9, 3/12)
     expected = (1.0 * 2 / 11 + 2.0 * 9 / 11) * 0.25 + 3.0 * 0.75
     assert torch.allclose(ema.module.weight, torch.full((1, 2), expected))
+
+
+def test_a_runs_checkpoint_is_a_base_model_for_another_site(shard_coco, rendered_shard, tmp_path):
+    """model.weights: <a run's model_final.pth>: same classes keep its trained heads, others get new ones;
+    the backbone arrives either way, and fine-tuning from it trains and reloads."""
+    from pipeline.model import model_from_checkpoint
+    from pipeline.weights import resolve
+
+    ann, root = write_train_json(shard_coco, rendered_shard, tmp_path)
+    train(train_cfg(iterations=1), CLASSES, MODEL_CFG, {"kind": "none"}, ann, root, tmp_path / "site_a")
+    base_path = tmp_path / "site_a" / "model_final.pth"
+    base = load_checkpoint(base_path)["model"]
+    info = resolve("maskrcnn_resnet50_fpn", str(base_path))
+    heads = ("roi_heads.box_predictor.cls_score.weight", "roi_heads.mask_predictor.mask_fcn_logits.weight")
+    same = build_model(3, info, 3, 96, 128, classes=CLASSES).state_dict()
+    assert all(torch.equal(same[k], base[k]) for k in heads)
+    for classes in (["pallet_jack", "pedestrian"], ["pedestrian"]):  # other order or other classes: new heads
+        other = build_model(len(classes) + 1, info, 3, 96, 128, classes=classes).state_dict()
+        assert other[heads[0]].shape[0] == len(classes) + 1 and not torch.equal(other[heads[1]][:2], base[heads[1]][:2])
+        assert torch.equal(other["backbone.body.layer4.0.conv1.weight"], base["backbone.body.layer4.0.conv1.weight"])
+    site_b = {**MODEL_CFG, "weights": str(base_path), "transfer": "feature_extraction"}
+    train(train_cfg(iterations=1), CLASSES, site_b, info, ann, root, tmp_path / "site_b")
+    adapted = load_checkpoint(tmp_path / "site_b" / "model_final.pth")
+    assert torch.equal(adapted["model"]["backbone.body.conv1.weight"], base["backbone.body.conv1.weight"])  # frozen
+    model_from_checkpoint(adapted)  # rebuilds with the same (frozen) layers, strict load
