@@ -7,7 +7,7 @@ import bmesh
 import bpy
 from mathutils import Matrix, Vector
 
-from blender.build import material, place_object
+from blender.mesh import material, place_object
 from blender.spec import ObjectSpec
 
 

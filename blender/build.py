@@ -3,14 +3,12 @@ from __future__ import annotations
 
 import math
 
-import bmesh
 import bpy
-from mathutils import Euler, Matrix, Vector
+from mathutils import Matrix, Vector
 
+from blender.mesh import BLACK, MeshBuilder, material
+from blender.pedestrian_build import build_pedestrian
 from blender.spec import HALL_M, STEEL, CameraSpec, ObjectSpec, SceneSpec, solid_spans
-
-BLACK = (0.02, 0.02, 0.02)
-
 
 def clear_scene() -> None:
     """Remove every object and data block from the previous frame so memory stays flat."""
@@ -20,130 +18,6 @@ def clear_scene() -> None:
         for block in list(coll):
             coll.remove(block)
     bpy.data.orphans_purge(do_recursive=True)
-
-
-def material(name: str, color, roughness: float = 0.6, metallic: float = 0.0,
-             noise_scale: float | None = None, contrast: float = 0.3) -> bpy.types.Material:
-    """Principled BSDF material; with `noise_scale`, colour varies with procedural noise (worn look)
-    by +-`contrast` of the base colour."""
-    mat = bpy.data.materials.new(name)
-    mat.use_nodes = True
-    nodes, links = mat.node_tree.nodes, mat.node_tree.links
-    bsdf = nodes.get("Principled BSDF")
-    bsdf.inputs["Base Color"].default_value = (*color, 1.0)
-    bsdf.inputs["Roughness"].default_value = roughness
-    bsdf.inputs["Metallic"].default_value = metallic
-    if noise_scale:
-        noise = nodes.new("ShaderNodeTexNoise")
-        noise.inputs["Scale"].default_value = noise_scale
-        ramp = nodes.new("ShaderNodeValToRGB")
-        ramp.color_ramp.elements[0].color = (*[c * (1 - contrast) for c in color], 1.0)
-        ramp.color_ramp.elements[1].color = (*[min(1.0, c * (1 + contrast * 0.8)) for c in color], 1.0)
-        links.new(noise.outputs["Fac"], ramp.inputs["Fac"])
-        links.new(ramp.outputs["Color"], bsdf.inputs["Base Color"])
-    return mat
-
-
-class MeshBuilder:
-    """Accumulates primitive parts (each with a material slot) into one bmesh."""
-
-    def __init__(self) -> None:
-        self.bm = bmesh.new()
-        self.materials: list[bpy.types.Material] = []
-
-    def _slot(self, mat: bpy.types.Material) -> int:
-        if mat not in self.materials:
-            self.materials.append(mat)
-        return self.materials.index(mat)
-
-    def _tag(self, verts, mat) -> None:
-        idx = self._slot(mat)
-        for face in {f for v in verts for f in v.link_faces}:
-            face.material_index = idx
-
-    def box(self, center, size, mat, rot=(0, 0, 0), pre: Matrix | None = None) -> None:
-        m = Matrix.LocRotScale(Vector(center), Euler(rot), Vector(size))
-        out = bmesh.ops.create_cube(self.bm, size=1.0, matrix=(pre or Matrix()) @ m)
-        self._tag(out["verts"], mat)
-
-    def cylinder(self, center, radius, depth, mat, rot=(0, 0, 0), radius_top=None,
-                 pre: Matrix | None = None, segments: int = 16) -> None:
-        m = Matrix.LocRotScale(Vector(center), Euler(rot), None)
-        out = bmesh.ops.create_cone(self.bm, cap_ends=True, segments=segments, radius1=radius,
-                                    radius2=radius if radius_top is None else radius_top,
-                                    depth=depth, matrix=(pre or Matrix()) @ m)
-        self._tag(out["verts"], mat)
-
-    def sphere(self, center, radius, mat, pre: Matrix | None = None) -> None:
-        m = Matrix.Translation(Vector(center))
-        out = bmesh.ops.create_uvsphere(self.bm, u_segments=16, v_segments=10, radius=radius,
-                                        matrix=(pre or Matrix()) @ m)
-        self._tag(out["verts"], mat)
-
-    def limb(self, top, length, radius, angle_x, mat, pre: Matrix | None = None) -> None:
-        """Cylinder hanging from `top`, swung by `angle_x` about the x axis."""
-        rot = Matrix.Rotation(angle_x, 4, "X")
-        center = Vector(top) + (rot @ Vector((0, 0, -length / 2)))
-        self.cylinder(tuple(center), radius, length, mat, rot=(angle_x, 0, 0), pre=pre)
-
-    def to_object(self, spec: ObjectSpec) -> bpy.types.Object:
-        mesh = bpy.data.meshes.new(spec.name)
-        self.bm.to_mesh(mesh)
-        self.bm.free()
-        for mat in self.materials:
-            mesh.materials.append(mat)
-        return place_object(spec, mesh)
-
-
-def place_object(spec: ObjectSpec, mesh: bpy.types.Mesh) -> bpy.types.Object:
-    """An object named like the spec (Cryptomatte labels by name) at its floor position and yaw."""
-    obj = bpy.data.objects.new(spec.name, mesh)
-    obj.location = spec.location
-    obj.rotation_euler = (0.0, 0.0, spec.yaw_rad)
-    obj.pass_index = spec.instance_id
-    bpy.context.scene.collection.objects.link(obj)
-    return obj
-
-
-def build_pedestrian(spec: ObjectSpec) -> bpy.types.Object:
-    """Parametric humanoid facing +y: legs, torso, arms, head, optional vest and helmet."""
-    p = spec.params
-    h, g = p["height_m"], p["girth"]
-    mb = MeshBuilder()
-    skin = material(f"{spec.name}_skin", p["skin"], 0.5)
-    shirt = material(f"{spec.name}_shirt", p["shirt"], 0.8)
-    trousers = material(f"{spec.name}_trousers", p["trousers"], 0.8)
-    leg_len = 0.49 * h
-    swing = p["leg_swing_rad"]
-    hip_z = leg_len * math.cos(swing) + 0.02  # a striding person is lower: feet stay on the floor
-    hip_dx = 0.08 * g * h / 1.75
-    for side, sign in ((-1, 1), (1, -1)):
-        mb.limb((side * hip_dx, 0, hip_z + 0.02), leg_len, 0.065 * g, sign * swing, trousers)
-        foot_y = 0.06 + math.sin(sign * swing) * -leg_len
-        mb.box((side * hip_dx, foot_y, 0.04), (0.1, 0.24, 0.08), material(f"{spec.name}_shoe{side}", BLACK, 0.7))
-    # Upper body pivots about the hip for bending poses.
-    pivot = Vector((0, 0, hip_z))
-    upper = Matrix.Translation(pivot) @ Matrix.Rotation(-p["torso_pitch_rad"], 4, "X") @ Matrix.Translation(-pivot)
-    torso_h, torso_w, torso_d = 0.3 * h, 0.36 * g * h / 1.75, 0.22 * g
-    mb.box((0, 0, hip_z + torso_h / 2), (torso_w, torso_d, torso_h), shirt, pre=upper)
-    if p["hivis"]:
-        vest = material(f"{spec.name}_vest", p["hivis"], 0.6)
-        mb.box((0, 0, hip_z + torso_h * 0.55), (torso_w * 1.06, torso_d * 1.12, torso_h * 0.7), vest, pre=upper)
-    neck_z = hip_z + torso_h
-    head_r = 0.062 * h
-    mb.cylinder((0, 0, neck_z + 0.04), 0.05, 0.08, skin, pre=upper)
-    mb.sphere((0, 0, neck_z + 0.06 + head_r), head_r, skin, pre=upper)
-    if p["helmet"]:
-        helmet = material(f"{spec.name}_helmet", p["helmet"], 0.35)
-        mb.sphere((0, 0, neck_z + 0.09 + head_r), head_r * 1.08, helmet, pre=upper)
-    arm_len, arm_r = 0.4 * h, 0.042 * g
-    carrying = p["pose"] == "carrying"
-    for side, sign in ((-1, -1), (1, 1)):
-        angle = -1.1 if carrying else sign * p["arm_swing_rad"]
-        mb.limb((side * (torso_w / 2 + arm_r), 0, neck_z - 0.04), arm_len, arm_r, angle, shirt, pre=upper)
-    if carrying:
-        mb.box((0, 0.45, neck_z - 0.3), (0.4, 0.3, 0.3), material(f"{spec.name}_carry", (0.55, 0.4, 0.25), 0.8), pre=upper)
-    return mb.to_object(spec)
 
 
 def build_pallet_jack(spec: ObjectSpec) -> bpy.types.Object:

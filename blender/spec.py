@@ -12,13 +12,16 @@ from typing import Any
 
 import numpy as np
 
+from blender.draw import pick as _pick, rgb as _rgb, uniform as _u
+from blender.pedestrian_spec import pedestrian_params
+
 # Category names used by the procedural generators; config `classes` must contain them.
 PEDESTRIAN = "pedestrian"
 PALLET_JACK = "pallet_jack"
 
 # Footprint radius (m) per kind, used to place objects without interpenetration.
 FOOTPRINT_M = {  # >= the largest horizontal reach of the built mesh (tests/test_render.py checks)
-    "pedestrian": 0.75,   # arms, a carried box, a bent torso
+    "pedestrian": 0.85,   # anny body: widest stride, deepest bend, a raised arm (0.78 m measured)
     "pallet_jack": 1.3,   # forks start at the origin; a tilted tiller reaches back
     "box": 0.6,
     "cone": 0.26,
@@ -38,11 +41,7 @@ FLOORS = {
 CAMERA_CLEARANCE_M = 0.5  # the camera stays this far outside every footprint disc
 HALL_M = 30.0  # the hall is HALL_M x HALL_M, centred on the origin
 
-CLOTHES = [(0.1, 0.15, 0.35), (0.25, 0.25, 0.25), (0.5, 0.1, 0.1), (0.15, 0.3, 0.15),
-           (0.6, 0.55, 0.45), (0.05, 0.05, 0.05), (0.35, 0.25, 0.15)]
-SKIN = [(0.93, 0.76, 0.62), (0.78, 0.57, 0.42), (0.55, 0.37, 0.25), (0.36, 0.23, 0.15)]
 STEEL = (0.45, 0.45, 0.47)  # steel parts of posts, forklifts, jacks and roof beams
-HIVIS = [(0.9, 1.0, 0.0), (1.0, 0.45, 0.0)]
 JACK_PAINT = {"red": (0.7, 0.05, 0.03), "yellow": (0.95, 0.7, 0.02),
               "blue": (0.05, 0.15, 0.6), "orange": (0.95, 0.35, 0.02)}
 
@@ -110,19 +109,6 @@ class SceneSpec:
                       "objects": [ObjectSpec(**o) for o in d["objects"]]})
 
 
-def _u(rng: np.random.Generator, lo_hi) -> float:
-    lo, hi = lo_hi
-    return float(rng.uniform(lo, hi))
-
-
-def _pick(rng: np.random.Generator, seq):
-    return seq[int(rng.integers(len(seq)))]
-
-
-def _rgb(c) -> tuple[float, float, float]:
-    return tuple(round(float(v), 4) for v in c)
-
-
 def kelvin_to_rgb(kelvin: float) -> tuple[float, float, float]:
     """Approximate blackbody colour (Tanner Helland's fit), normalised to max 1."""
     t = kelvin / 100.0
@@ -131,27 +117,6 @@ def kelvin_to_rgb(kelvin: float) -> tuple[float, float, float]:
     b = 255.0 if t >= 66 else (0.0 if t <= 19 else 138.5 * math.log(t - 10) - 305.0)
     rgb = np.clip([r, g, b], 0, 255) / 255.0
     return _rgb(rgb / rgb.max())
-
-
-def pedestrian_params(rng: np.random.Generator) -> dict[str, Any]:
-    """Body proportions, clothing and pose of a parametric humanoid."""
-    height = float(rng.uniform(1.55, 1.95))
-    pose = _pick(rng, ["standing", "walking", "bending", "carrying"])
-    swing = {"standing": 0.05, "walking": 0.45, "bending": 0.1, "carrying": 0.25}[pose]
-    return {
-        "height_m": round(height, 3),
-        "girth": round(float(rng.uniform(0.85, 1.2)), 3),
-        "pose": pose,
-        "leg_swing_rad": round(float(rng.uniform(0.3, 1.0) * swing), 3),
-        "arm_swing_rad": round(float(rng.uniform(0.3, 1.0) * swing), 3),
-        "torso_pitch_rad": round(float(rng.uniform(0.5, 0.9)) if pose == "bending" else 0.0, 3),
-        "skin": _rgb(_pick(rng, SKIN)),
-        "shirt": _rgb(_pick(rng, CLOTHES)),
-        "trousers": _rgb(_pick(rng, CLOTHES)),
-        "hivis": _rgb(_pick(rng, HIVIS)) if rng.random() < 0.6 else None,
-        "helmet": _rgb(_pick(rng, [(1, 1, 1), (0.95, 0.8, 0.0), (0.9, 0.3, 0.0), (0.1, 0.2, 0.7)]))
-        if rng.random() < 0.5 else None,
-    }
 
 
 def pallet_jack_params(rng: np.random.Generator) -> dict[str, Any]:
@@ -273,7 +238,7 @@ def sample_scene(rng: np.random.Generator, render_cfg: dict[str, Any], frame: st
             if pos is None:
                 continue
             placed.append((*pos, FOOTPRINT_M[category]))
-            params = pedestrian_params(rng) if category == PEDESTRIAN else pallet_jack_params(rng)
+            params = (pedestrian_params(rng, render_cfg) if category == PEDESTRIAN else pallet_jack_params(rng))
             # Drawn only when a folder is configured: procedural-only datasets stay as they were.
             if files and rng.uniform() < render_cfg["asset_fraction"]:
                 params["asset"] = files[int(rng.integers(len(files)))]

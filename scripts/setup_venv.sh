@@ -22,7 +22,7 @@ fi
 [[ -x "$VENV/bin/python" ]] || "$PYTHON" -m venv "$VENV"
 # constraints.txt keeps numpy<2 at every step: bpy 5.0.1 breaks with numpy 2.
 "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check -r requirements.txt -c constraints.txt
-"$VENV/bin/python" -c 'import numpy, bpy, torch, torchvision, pycocotools, OpenEXR, cv2; assert numpy.__version__ < "2"'
+"$VENV/bin/python" -c 'import numpy, bpy, torch, torchvision, pycocotools, OpenEXR, cv2, anny; assert numpy.__version__ < "2"'
 install_repo
 echo "$HASH" > "$STAMP"
 echo "venv $VENV ready"

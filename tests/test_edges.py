@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 
 from blender.labels import object_index_map
-from blender.spec import CameraSpec, ObjectSpec, SceneSpec, pedestrian_params
+from blender.pedestrian_spec import pedestrian_params
+from blender.spec import CameraSpec, ObjectSpec, SceneSpec
 from tests.conftest import run_render, tiny_render_cfg
 
 pytestmark = pytest.mark.slow
@@ -24,9 +25,10 @@ def mean_edge_offset_px(mask: np.ndarray, gray: np.ndarray) -> float:
 
 def test_mask_boundary_matches_rgb_half_contour(tmp_path):
     # A white figure on a black floor and walls, lit by the uniform world light only: high contrast.
-    p = pedestrian_params(np.random.default_rng(0))
-    p.update(skin=(1, 1, 1), shirt=(1, 1, 1), trousers=(1, 1, 1), hivis=None, helmet=None, pose="standing",
-             leg_swing_rad=0.0, arm_swing_rad=0.0, torso_pitch_rad=0.0)
+    p = pedestrian_params(np.random.default_rng(0), tiny_render_cfg())
+    white = (1, 1, 1)
+    p.update(skin=white, shirt=white, trousers=white, shoes=white, hair=white, gloves=None, hivis=None, helmet=None,
+             pose="standing", arms="sides")
     spec = SceneSpec("edge_000", (160, 120), (0, 0, 0), 0.9, (0, 0, 0), CameraSpec((0, -5, 1.0), (0, 0, 0.9), 35.0),
                      [], [ObjectSpec("inst_001", "pedestrian", "pedestrian", 1, (0.0, 0.0, 0.0), 0.0, p)])
     out = tmp_path / "edge"

@@ -185,14 +185,21 @@ import json
 import numpy as np
 import bpy  # noqa: F401  (bmesh needs it first)
 from blender.build import BUILDERS, build_distractor, clear_scene
-from blender.spec import DISTRACTOR_KINDS, ObjectSpec, distractor_params, pallet_jack_params, pedestrian_params
+from blender.pedestrian_spec import POSES, pedestrian_params
+from blender.spec import DISTRACTOR_KINDS, ObjectSpec, distractor_params, pallet_jack_params
+from tests.conftest import tiny_render_cfg
 
 out = {}
+poses = sorted(set(POSES))
 for kind in ("pedestrian", "pallet_jack", *DISTRACTOR_KINDS):
     for i in range(30):
         rng = np.random.default_rng([7, i])
-        params = (pedestrian_params(rng) if kind == "pedestrian" else pallet_jack_params(rng)
-                  if kind == "pallet_jack" else distractor_params(rng, kind))
+        if kind == "pedestrian":  # every pose, at the far end of its ranges (widest stride, deepest bend)
+            params = pedestrian_params(rng, tiny_render_cfg())
+            params.update(pose=poses[i % len(poses)], swing_deg=30.0, bend_deg=80.0, helmet=params["helmet"] or (1, 1, 1),
+                          arms=["sides", "phone", "hip"][i % 3])
+        else:
+            params = pallet_jack_params(rng) if kind == "pallet_jack" else distractor_params(rng, kind)
         clear_scene()
         obj = BUILDERS.get(kind, build_distractor)(ObjectSpec("o", kind, None, 0, (0.0, 0.0, 0.0), 0.0, params))
         co = np.array([v.co for v in obj.data.vertices])

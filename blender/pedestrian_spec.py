@@ -1,0 +1,60 @@
+"""A pedestrian's params drawn from the seeded rng (pure data, saved in every frame's metadata):
+anny body phenotype, pose through the rig, skin tone, workwear, headwear."""
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+from blender.draw import pick, rgb, uniform
+
+POSES = ("standing", "standing", "walking", "walking", "bending", "crouching", "carrying", "reaching")
+# Skin tones from very light to very dark (Fitzpatrick I-VI, linear RGB); a person's tone is a
+# continuous draw along this ramp, not one of a handful of flat colours.
+SKIN_RAMP = [(0.85, 0.62, 0.50), (0.76, 0.52, 0.38), (0.60, 0.38, 0.25), (0.42, 0.25, 0.15),
+             (0.26, 0.15, 0.09), (0.13, 0.075, 0.05)]
+HAIR = [(0.015, 0.01, 0.008), (0.05, 0.03, 0.015), (0.16, 0.08, 0.03), (0.45, 0.3, 0.12), (0.35, 0.35, 0.35)]
+CLOTHES = [(0.1, 0.15, 0.35), (0.25, 0.25, 0.25), (0.5, 0.1, 0.1), (0.15, 0.3, 0.15),
+           (0.6, 0.55, 0.45), (0.05, 0.05, 0.05), (0.35, 0.25, 0.15), (0.05, 0.08, 0.2)]
+SHOES = [(0.02, 0.02, 0.02), (0.15, 0.08, 0.03), (0.3, 0.3, 0.3)]
+HIVIS = [(0.9, 1.0, 0.0), (1.0, 0.45, 0.0)]
+HELMETS = [(1, 1, 1), (0.95, 0.8, 0.0), (0.9, 0.3, 0.0), (0.1, 0.2, 0.7)]
+
+
+def skin_tone(t: float) -> tuple[float, float, float]:
+    """Colour at `t` in [0, 1] along SKIN_RAMP (linear interpolation between neighbours)."""
+    x = t * (len(SKIN_RAMP) - 1)
+    k = min(int(x), len(SKIN_RAMP) - 2)
+    a, b = np.array(SKIN_RAMP[k]), np.array(SKIN_RAMP[k + 1])
+    return rgb(a + (x - k) * (b - a))
+
+
+def pedestrian_params(rng: np.random.Generator, render_cfg: dict[str, Any]) -> dict[str, Any]:
+    """Body (anny phenotype in [0, 1]; adults by `render.person_age`), pose, skin, clothing, headwear."""
+    pose = pick(rng, POSES)
+    params: dict[str, Any] = {
+        "height_m": round(uniform(rng, (1.55, 1.95)), 3),
+        "phenotype": {"gender": round(uniform(rng, (0, 1)), 3), "age": round(uniform(rng, render_cfg["person_age"]), 3),
+                      "muscle": round(uniform(rng, (0.2, 0.8)), 3), "weight": round(uniform(rng, (0.15, 0.85)), 3),
+                      "height": round(uniform(rng, (0.2, 0.9)), 3), "proportions": round(uniform(rng, (0.3, 0.7)), 3)},
+        "pose": pose,
+        "phase_rad": round(uniform(rng, (0, 2 * math.pi)), 3),
+        "swing_deg": round(uniform(rng, (15, 30)) if pose == "walking" else
+                           uniform(rng, (0, 12)) if pose == "carrying" else 0.0, 2),
+        "bend_deg": round(uniform(rng, (40, 80)), 2) if pose == "bending" else 0.0,
+        "arms": pick(rng, ["sides", "sides", "phone", "hip"]) if pose == "standing" else "sides",
+        "weight_shift_deg": round(uniform(rng, (-6, 6)), 2),
+        "arm_down_deg": round(uniform(rng, (38, 46)), 2),
+        "skin": skin_tone(float(rng.uniform())),
+        "hair": rgb(pick(rng, HAIR)),
+        "shirt": rgb(pick(rng, CLOTHES)),
+        "long_sleeves": bool(rng.random() < 0.5),
+        "trousers": rgb(pick(rng, CLOTHES)),
+        "shorts": bool(rng.random() < 0.1),
+        "shoes": rgb(pick(rng, SHOES)),
+        "gloves": rgb(pick(rng, [(0.05, 0.05, 0.05), (0.8, 0.6, 0.1), (0.2, 0.3, 0.6)])) if rng.random() < 0.25 else None,
+        "hivis": rgb(pick(rng, HIVIS)) if rng.random() < 0.6 else None,
+        "helmet": rgb(pick(rng, HELMETS)) if rng.random() < 0.5 else None,
+    }
+    return params
