@@ -21,6 +21,25 @@ import sys
 from pathlib import Path
 
 
+def small_object_case(encode_mask) -> tuple[dict, list[dict]]:
+    """One small pedestrian (20x20 px) found, plus a higher-scored stray whose mask is small (26x26 =
+    676 px) but whose box is medium (60x60 = 3600 px): ground truth and predictions (also a test case)."""
+    import numpy as np
+
+    def mask_at(x, y, w, h):
+        m = np.zeros((100, 100), bool)
+        m[y:y + h, x:x + w] = True
+        return encode_mask(m)
+
+    gt = {"images": [{"id": 1, "file_name": "a.png", "width": 100, "height": 100}],
+          "categories": [{"id": 1, "name": "pedestrian"}, {"id": 2, "name": "pallet_jack"}],
+          "annotations": [{"id": 1, "image_id": 1, "category_id": 1, "bbox": [10, 10, 20, 20], "area": 400,
+                           "iscrowd": 0, "segmentation": mask_at(10, 10, 20, 20)}]}
+    hit = {"image_id": 1, "category_id": 1, "score": 0.8, "bbox": [10, 10, 20, 20], "segmentation": mask_at(10, 10, 20, 20)}
+    stray = {"image_id": 1, "category_id": 1, "score": 0.9, "bbox": [40, 40, 60, 60], "segmentation": mask_at(60, 60, 26, 26)}
+    return gt, [hit, stray]
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--code", type=Path, required=True, help="checkout whose pipeline/ is measured")
@@ -29,7 +48,6 @@ def main() -> int:
     ap.add_argument("--out", type=Path, required=True)
     args = ap.parse_args()
     sys.path.insert(0, str(args.code.resolve()))
-    import numpy as np
     import torch
     from torchvision import tv_tensors
 
@@ -41,19 +59,8 @@ def main() -> int:
 
     out: dict = {"code": str(args.code.resolve())}
 
-    def mask_at(x, y, w, h):
-        m = np.zeros((100, 100), bool)
-        m[y:y + h, x:x + w] = True
-        return m
-    gt = {"images": [{"id": 1, "file_name": "a.png", "width": 100, "height": 100}],
-          "categories": [{"id": 1, "name": "pedestrian"}, {"id": 2, "name": "pallet_jack"}],
-          "annotations": [{"id": 1, "image_id": 1, "category_id": 1, "bbox": [10, 10, 20, 20], "area": 400,
-                           "iscrowd": 0, "segmentation": encode_mask(mask_at(10, 10, 20, 20))}]}
-    hit = {"image_id": 1, "category_id": 1, "score": 0.8, "bbox": [10, 10, 20, 20],
-           "segmentation": encode_mask(mask_at(10, 10, 20, 20))}
-    stray = {"image_id": 1, "category_id": 1, "score": 0.9, "bbox": [40, 40, 60, 60],
-             "segmentation": encode_mask(mask_at(60, 60, 26, 26))}
-    out["handmade_segm_AP_small"] = round(coco_eval(gt, [hit, stray])["segm"]["AP_small"], 4)
+    gt, preds = small_object_case(encode_mask)
+    out["handmade_segm_AP_small"] = round(coco_eval(gt, preds)["segm"]["AP_small"], 4)
 
     red = tv_tensors.Image(torch.tensor([200, 60, 40], dtype=torch.uint8)[:, None, None].expand(3, 16, 16).clone())
     target = {"boxes": tv_tensors.BoundingBoxes([[0, 0, 8, 8]], format="XYXY", canvas_size=(16, 16)),

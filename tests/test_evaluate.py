@@ -40,21 +40,10 @@ def test_no_predictions_is_zero_not_a_crash(shard_coco):
 def test_segm_size_buckets_use_mask_areas_not_boxes():
     """A false positive with a small mask in a big box belongs to AP_small for masks (pycocotools sets a
     result's area from its bbox when one is present; torchvision's coco_eval passes masks only)."""
-    def mask_at(x, y, w, h):
-        m = np.zeros((100, 100), bool)
-        m[y:y + h, x:x + w] = True
-        return m
+    from benchmarks.review_cpu import small_object_case  # the case whose before/after figures are recorded
 
-    gt = {"images": [{"id": 1, "file_name": "a.png", "width": 100, "height": 100}],
-          "categories": [{"id": 1, "name": "pedestrian"}, {"id": 2, "name": "pallet_jack"}],
-          "annotations": [{"id": 1, "image_id": 1, "category_id": 1, "bbox": [10, 10, 20, 20], "area": 400,
-                           "iscrowd": 0, "segmentation": encode_mask(mask_at(10, 10, 20, 20))}]}
-    hit = {"image_id": 1, "category_id": 1, "score": 0.8, "bbox": [10, 10, 20, 20],
-           "segmentation": encode_mask(mask_at(10, 10, 20, 20))}
-    # 26x26 = 676 px mask (small), 60x60 = 3600 px box (medium), scored above the hit
-    stray = {"image_id": 1, "category_id": 1, "score": 0.9, "bbox": [40, 40, 60, 60],
-             "segmentation": encode_mask(mask_at(60, 60, 26, 26))}
-    m = coco_eval(gt, [hit, stray])
+    gt, preds = small_object_case(encode_mask)
+    m = coco_eval(gt, preds)
     assert m["segm"]["AP_small"] == pytest.approx(0.5)  # the stray mask ranks first among small objects
     assert m["bbox"]["AP_small"] == pytest.approx(1.0)  # its box is medium: not a small-object error
 
