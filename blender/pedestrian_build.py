@@ -46,14 +46,8 @@ def _face_regions(region: np.ndarray, faces: np.ndarray) -> np.ndarray:
     return np.where(r[:, 1] == r[:, 2], r[:, 1], r[:, 0])
 
 
-def build_pedestrian(spec: ObjectSpec) -> bpy.types.Object:
-    """The posed, clothed body as one mesh object facing +y (before yaw), feet on the floor."""
-    p = spec.params
-    body = body_mesh(p)
-    verts, faces, uv = body["vertices"], body["faces"], body["uv"]
-    centroids = body["rest"][faces].mean(axis=1)  # clothing laid out on the unposed body
-    regions = _face_regions(body["region"], faces)
-    name = spec.name
+def _clothing(p: dict, name: str, centroids: np.ndarray, regions: np.ndarray):
+    """Materials and each face's material slot: clothes by body region, laid out on the unposed body."""
     mats = [skin(f"{name}_skin", p["skin"]), fabric(f"{name}_shirt", p["shirt"]),
             fabric(f"{name}_trousers", p["trousers"]), material(f"{name}_shoes", p["shoes"], 0.55),
             fabric(f"{name}_hair", p["hair"], 0.5)]
@@ -65,41 +59,51 @@ def build_pedestrian(spec: ObjectSpec) -> bpy.types.Object:
         mats.append(fabric(f"{name}_gloves", p["gloves"], 0.7))
         slot["gloves"], by_region["hand"] = len(mats) - 1, "gloves"
     index = np.array([slot[by_region[r]] for r in REGIONS])[regions]
-    torso = regions == REGIONS.index("torso")
-    if p["hivis"]:
+    z = centroids[:, 2]
+    if p["hivis"]:  # from the waist (top of the hips) to below the shoulders, two reflective stripes
         mats += [fabric(f"{name}_vest", p["hivis"], 0.6), material(f"{name}_stripe", (0.8, 0.8, 0.82), 0.25, 0.6)]
-        z = centroids[:, 2]
-        # from the waist (top of the hips) to below the shoulders, with two reflective stripes
+        torso = regions == REGIONS.index("torso")
         waist = np.percentile(z[regions == REGIONS.index("hips")], 95) + 0.03 * p["height_m"]
-        top = z[torso].max() - 0.035 * p["height_m"]
-        vest = torso & (z > waist) & (z < top)
-        rel = (z - waist) / (top - waist)
+        shoulders = z[torso].max() - 0.035 * p["height_m"]
+        vest = torso & (z > waist) & (z < shoulders)
+        rel = (z - waist) / (shoulders - waist)
         index[vest] = len(mats) - 2
         index[vest & ((np.abs(rel - 0.2) < 0.06) | (np.abs(rel - 0.55) < 0.06))] = len(mats) - 1
     head = regions == REGIONS.index("head")
-    hz = centroids[head, 2]
-    lo, hi = hz.min(), hz.max()
+    lo, hi = z[head].min(), z[head].max()
     front_y = np.percentile(centroids[head, 1], 85)  # the face looks along +y
-    rel = (centroids[:, 2] - lo) / (hi - lo)
-    hair = head & ((rel > 0.8) | ((rel > 0.42) & (centroids[:, 1] < front_y - 0.06)))
-    index[hair] = slot["hair"]
+    rel = (z - lo) / (hi - lo)
+    index[head & ((rel > 0.8) | ((rel > 0.42) & (centroids[:, 1] < front_y - 0.06)))] = slot["hair"]
+    return mats, index
+
+
+def _helmet(body: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """A helmet shell fitted to the unposed head, then moved with the head (rigid fit of its vertices)."""
+    on_head = body["region"] == REGIONS.index("head")
+    cap = body["rest"][on_head]
+    top, height = cap[:, 2].max(), np.ptp(cap[:, 2])
+    skull = cap[cap[:, 2] > top - 0.4 * height]
+    center = np.array([skull[:, 0].mean(), skull[:, 1].mean(), top - 0.3 * height], np.float32)
+    radius = 0.56 * max(np.ptp(skull[:, 0]), np.ptp(skull[:, 1]))
+    dv, df = _dome(center, radius, (top - center[2]) / radius + 0.12)
+    rot, shift = _rigid_fit(cap, body["vertices"][on_head])
+    return (dv @ rot.T + shift).astype(np.float32), df
+
+
+def build_pedestrian(spec: ObjectSpec) -> bpy.types.Object:
+    """The posed, clothed body as one mesh object facing +y (before yaw), feet on the floor."""
+    p = spec.params
+    body = body_mesh(p)
+    verts, faces, uv = body["vertices"], body["faces"], body["uv"]
+    mats, index = _clothing(p, spec.name, body["rest"][faces].mean(axis=1), _face_regions(body["region"], faces))
     if p["helmet"]:
-        mats.append(material(f"{name}_helmet", p["helmet"], 0.35))
-        # fitted to the unposed head, then moved with the head (rigid fit of its vertices, rest -> posed)
-        on_head = body["region"] == REGIONS.index("head")
-        cap = body["rest"][on_head]
-        top = cap[:, 2].max()
-        skull = cap[cap[:, 2] > top - 0.4 * (hi - lo)]
-        center = np.array([skull[:, 0].mean(), skull[:, 1].mean(), top - 0.3 * (hi - lo)], np.float32)
-        radius = 0.56 * max(np.ptp(skull[:, 0]), np.ptp(skull[:, 1]))
-        dv, df = _dome(center, radius, (top - center[2]) / radius + 0.12)
-        rot, shift = _rigid_fit(cap, verts[on_head])
-        dv = (dv @ rot.T + shift).astype(np.float32)
+        mats.append(material(f"{spec.name}_helmet", p["helmet"], 0.35))
+        dv, df = _helmet(body)
         faces = np.concatenate([faces, df + len(verts)])
         verts = np.concatenate([verts, dv])
         uv = np.concatenate([uv, np.zeros((len(df), 3, 2), np.float32)])
         index = np.concatenate([index, np.full(len(df), len(mats) - 1)])
-    mesh = bpy.data.meshes.new(name)
+    mesh = bpy.data.meshes.new(spec.name)
     mesh.from_pydata(verts.tolist(), [], faces.tolist())
     layer = mesh.uv_layers.new(name="UVMap")
     layer.data.foreach_set("uv", uv.reshape(-1))
@@ -109,4 +113,3 @@ def build_pedestrian(spec: ObjectSpec) -> bpy.types.Object:
     mesh.polygons.foreach_set("use_smooth", np.ones(len(faces), bool))
     mesh.update()
     return place_object(spec, mesh)
-
