@@ -70,8 +70,10 @@ def test_same_config_and_seed_give_byte_identical_dataset(tmp_path):
     runs = [tmp_path / "a", tmp_path / "b"]
     for run in runs:
         run.mkdir()
-        smk(run, write_config(run), "--cores", "2", "results/smoke/dataset/train.json")
-    # Metadata, COCO files and the images themselves (smoke turns on motion blur and sensor noise).
+        # motion blur and sensor noise in every image: both must be reproducible too
+        smk(run, write_config(run, render={"motion_blur_prob": 1.0, "sensor_noise_prob": 1.0}), "--cores", "2",
+            "results/smoke/dataset/train.json")
+    # Metadata, COCO files and the images themselves.
     files = sorted(p.relative_to(runs[0]) for p in (runs[0] / "results/smoke").rglob("*")
                    if (p.suffix == ".json" and "manifest" not in p.name and "benchmarks" not in p.parts)
                    or p.parent.name in ("rgb", "ids"))
