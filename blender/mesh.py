@@ -94,18 +94,6 @@ class MeshBuilder:
                                     depth=depth, matrix=(pre or Matrix()) @ m)
         self._tag(out["verts"], mat)
 
-    def sphere(self, center, radius, mat, pre: Matrix | None = None) -> None:
-        m = Matrix.Translation(Vector(center))
-        out = bmesh.ops.create_uvsphere(self.bm, u_segments=16, v_segments=10, radius=radius,
-                                        matrix=(pre or Matrix()) @ m)
-        self._tag(out["verts"], mat)
-
-    def limb(self, top, length, radius, angle_x, mat, pre: Matrix | None = None) -> None:
-        """Cylinder hanging from `top`, swung by `angle_x` about the x axis."""
-        rot = Matrix.Rotation(angle_x, 4, "X")
-        center = Vector(top) + (rot @ Vector((0, 0, -length / 2)))
-        self.cylinder(tuple(center), radius, length, mat, rot=(angle_x, 0, 0), pre=pre)
-
     def to_object(self, spec: ObjectSpec) -> bpy.types.Object:
         mesh = bpy.data.meshes.new(spec.name)
         self.bm.to_mesh(mesh)
