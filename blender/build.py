@@ -7,6 +7,7 @@ import bpy
 from mathutils import Matrix, Vector
 
 from blender.mesh import BLACK, MeshBuilder, material
+from blender.pallet_jack_spec import GRIP_WIDTH_M, TILLER_LENGTH_M, TILLER_PIVOT_M, grip_point
 from blender.pedestrian_build import build_pedestrian
 from blender.spec import HALL_M, STEEL, CameraSpec, ObjectSpec, SceneSpec, solid_spans
 
@@ -40,13 +41,11 @@ def build_pallet_jack(spec: ObjectSpec) -> bpy.types.Object:
     mb.cylinder((0, 0.18, 0.6), 0.05, 0.08, steel)
     for side in (-1, 1):
         mb.cylinder((side * 0.07, 0.22, 0.1), 0.1, 0.06, rubber, rot=(0, math.pi / 2, 0))
-    tilt = p["tiller_angle_rad"]
-    pivot = Vector((0, 0.18, 0.62))
+    tilt = -p["tiller_angle_rad"]  # leans towards +y, the operator's side
+    pivot = Vector(TILLER_PIVOT_M)
     rot = Matrix.Rotation(tilt, 4, "X")
-    tiller_len = 1.05
-    mb.cylinder(tuple(pivot + rot @ Vector((0, 0, tiller_len / 2))), 0.022, tiller_len, paint, rot=(tilt, 0, 0))
-    grip_center = pivot + rot @ Vector((0, 0, tiller_len + 0.04))
-    mb.box(tuple(grip_center), (0.32, 0.05, 0.1), rubber, rot=(tilt, 0, 0))
+    mb.cylinder(tuple(pivot + rot @ Vector((0, 0, TILLER_LENGTH_M / 2))), 0.022, TILLER_LENGTH_M, paint, rot=(tilt, 0, 0))
+    mb.box(grip_point(p), (GRIP_WIDTH_M, 0.05, 0.1), rubber, rot=(tilt, 0, 0))
     if p["load"]:
         mb.box((0, -fl / 2 - 0.05, 0.105 + 0.35), (spread + 0.1, fl * 0.9, 0.7),
                material(f"{spec.name}_load", p["load_color"], 0.85))

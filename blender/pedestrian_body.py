@@ -18,10 +18,17 @@ from typing import Any
 
 import numpy as np
 
+from pipeline.coco import KEYPOINTS
+
 log = logging.getLogger(__name__)
 CACHE_ENV = "HANGAR_ANNY_CACHE"
 REGIONS = ("head", "torso", "hips", "upper_arm", "forearm", "hand", "thigh", "shin", "foot")
-POSES = ("standing", "walking", "bending", "crouching", "carrying", "reaching")
+# Joint keypoints are bone heads of the rig (".L" is the person's left); the face points are vertices.
+KEYPOINT_BONES = {"left_eye": "eye.L", "right_eye": "eye.R", "left_shoulder": "upperarm01.L",
+                  "right_shoulder": "upperarm01.R", "left_elbow": "lowerarm01.L", "right_elbow": "lowerarm01.R",
+                  "left_wrist": "wrist.L", "right_wrist": "wrist.R", "left_hip": "upperleg01.L",
+                  "right_hip": "upperleg01.R", "left_knee": "lowerleg01.L", "right_knee": "lowerleg01.R",
+                  "left_ankle": "foot.L", "right_ankle": "foot.R"}
 
 
 def cache_dir() -> Path:
@@ -73,7 +80,21 @@ def body_model():
         d = heads[f"wrist.{side}"] - heads[f"lowerarm01.{side}"]
         axis = np.array([-d[2], 0.0, d[0]])
         flex_axes[f"lowerarm01.{side}"] = axis / np.linalg.norm(axis) * np.sign(axis[0] or 1.0)
-    return model, by_bone[dominant], flex_axes
+    region = by_bone[dominant]
+    with torch.no_grad():
+        verts = model(pose_parameters={"root": torch.eye(4, dtype=torch.float64)[None]},
+                      phenotype_kwargs={})["rest_vertices"][0].numpy()
+    # Face keypoints as vertex indices (one topology for every phenotype): the nose tip is the most
+    # forward head vertex on the centre line below the eyes (the rig faces -y), the ears the most
+    # lateral head vertices just below eye height.
+    head = np.flatnonzero(region == REGIONS.index("head"))
+    eye_z = heads["eye.L"][2]
+    centre = head[(np.abs(verts[head, 0]) < 0.01) & (verts[head, 2] < eye_z) & (verts[head, 2] > eye_z - 0.06)]
+    ear_band = head[np.abs(verts[head, 2] - (eye_z - 0.01)) < 0.015]
+    face = {"nose": int(centre[np.argmin(verts[centre, 1])]),
+            "left_ear": int(ear_band[np.argmax(verts[ear_band, 0])]),
+            "right_ear": int(ear_band[np.argmin(verts[ear_band, 0])])}
+    return model, region, flex_axes, face
 
 
 def _rot(x: float = 0.0, y: float = 0.0, z: float = 0.0) -> np.ndarray:
@@ -130,9 +151,18 @@ def bone_rotations(pose: str, p: dict[str, Any], flex_axes: dict[str, np.ndarray
         r["foot.L"] = r["foot.R"] = (-25, 0.0, 0.0)
         r["spine03"] = (20, 0.0, 0.0)
         arms(-40, -40, 40, 40)
-    elif pose == "carrying":
+    elif pose == "carrying":  # hands on the sides of a carton in front of the waist (angles from reach())
         legs(-swing * math.sin(phase), swing * math.sin(phase), 8, 8)
-        arms(-25, -25, 70, 70, down=arm_down - 6)  # forearms forward, hands in front of the waist
+        swing_c, elbow_c, down_c = p.get("reach_deg", (-20.0, 60.0, arm_down - 10))
+        arms(swing_c, swing_c, elbow_c, elbow_c, down=down_c)
+    elif pose == "operating":  # both hands on a jack's grip (angles from reach()); leaning into a push or a pull
+        swing_o, elbow_o, down_o = p.get("reach_deg", (-45.0, 25.0, arm_down - 8))
+        lean = p.get("lean_deg", 0.0)
+        for k in range(2, 5):
+            r[f"spine0{k}"] = (lean / 3, 0.0, 0.0)
+        stride = p.get("swing_deg", 0.0)
+        legs(-stride, stride * 0.6, 6 + stride * 0.3, 4)
+        arms(swing_o, swing_o, elbow_o, elbow_o, down=down_o)
     elif pose == "reaching":
         arms(-160, 0, 10, 10, down=arm_down - 30)  # one arm up to a shelf
         r["spine05"] = (-6, 0.0, 0.0)
@@ -154,27 +184,79 @@ def bone_rotations(pose: str, p: dict[str, Any], flex_axes: dict[str, np.ndarray
     return out
 
 
-def body_mesh(p: dict[str, Any]) -> dict[str, np.ndarray]:
-    """vertices (V,3) in metres, body facing +y, feet on z=0, scaled to `height_m`; faces (F,3);
-    uv (F,3,2) per face corner; region (V,) index into REGIONS; rest (V,3): the same body unposed
-    (clothing is laid out on it, so a vest stays a vest when the person bends)."""
+def _posed(p: dict[str, Any], rotations: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """The body of `p` posed by `rotations`, in the output frame of body_mesh: vertices, rest vertices,
+    keypoints (17, 3) and hand centres (2, 3: left, right; centroid of each hand's vertices)."""
     import torch
 
-    model, region, flex_axes = body_model()
+    model, region, _, face = body_model()
     pheno = {k: float(p["phenotype"][k]) for k in ("gender", "age", "muscle", "weight", "height", "proportions")}
     pose = {"root": torch.eye(4, dtype=torch.float64)[None]}
-    for bone, mat in bone_rotations(p["pose"], p, flex_axes).items():
+    for bone, mat in rotations.items():
         pose[bone] = torch.from_numpy(mat)[None]
     with torch.no_grad():
         out = model(pose_parameters=pose, phenotype_kwargs=pheno)
     rest = out["rest_vertices"][0].double().numpy()
     verts = out["vertices"][0].double().numpy()
+    heads = dict(zip(model.bone_labels, out["bone_poses"][0][:, :3, 3].double().numpy()))
+    keypoints = np.array([verts[face[k]] if k in face else heads[KEYPOINT_BONES[k]] for k in KEYPOINTS])
+    hand = region == REGIONS.index("hand")
+    palms = np.array([verts[hand & (verts[:, 0] * sign > 0)].mean(axis=0) for sign in (1, -1)])  # L is +x here
     # scaled to height_m and turned 180 degrees about z (face +y like every object here); feet on z=0
     flip = np.array([-1.0, -1.0, 1.0]) * (p["height_m"] / (rest[:, 2].max() - rest[:, 2].min()))
-    verts, rest = verts * flip, rest * flip
-    verts[:, 2] -= verts[:, 2].min()
+    verts, rest, keypoints, palms = verts * flip, rest * flip, keypoints * flip, palms * flip
+    floor = verts[:, 2].min()
+    for a in (verts, keypoints, palms):
+        a[:, 2] -= floor
     rest[:, 2] -= rest[:, 2].min()
+    return {"vertices": verts, "rest": rest, "keypoints": keypoints, "palms": palms}
+
+
+def reach(p: dict[str, Any], targets: np.ndarray, iterations: int = 12) -> tuple[dict[str, float], float]:
+    """Arm angles (shoulder swing, elbow flexion, arm lowering, degrees) of the pose `p["pose"]`
+    (operating, carrying) that put both hands on `targets` (2, 3: left, right, in body_mesh's frame;
+    a hand's centre is the centroid of its vertices), by damped Gauss-Newton on the rig's forward
+    kinematics; returns them and the larger remaining palm distance (m)."""
+    _, _, flex_axes, _ = body_model()
+    x = np.array([-45.0, 25.0, p.get("arm_down_deg", 42.0) - 8.0])
+    lo, hi = np.array([-100.0, 0.0, 5.0]), np.array([10.0, 120.0, 60.0])
+
+    def residual(v: np.ndarray) -> np.ndarray:
+        q = dict(p, reach_deg=[float(a) for a in v])
+        return (_posed(p, bone_rotations(p["pose"], q, flex_axes))["palms"] - targets).ravel()
+
+    r = residual(x)
+    for _ in range(iterations):
+        jac = np.stack([(residual(x + np.eye(3)[k]) - r) for k in range(3)], axis=1)  # per degree
+        step = np.linalg.solve(jac.T @ jac + 1e-4 * np.eye(3), -jac.T @ r)
+        x_new = np.clip(x + np.clip(step, -25, 25), lo, hi)
+        r_new = residual(x_new)
+        if np.linalg.norm(r_new) >= np.linalg.norm(r) - 1e-5:
+            break
+        x, r = x_new, r_new
+        if np.abs(r).max() < 0.005:
+            break
+    return {"swing": float(x[0]), "elbow": float(x[1]), "down": float(x[2])}, float(
+        np.linalg.norm(r.reshape(2, 3), axis=1).max())
+
+
+def body_mesh(p: dict[str, Any]) -> dict[str, np.ndarray]:
+    """vertices (V,3) in metres, body facing +y, feet on z=0, scaled to `height_m`; faces (F,3);
+    uv (F,3,2) per face corner; region (V,) index into REGIONS; rest (V,3): the same body unposed
+    (clothing is laid out on it, so a vest stays a vest when the person bends); keypoints (17,3) in
+    COCO's order; palms (2,3): hand centres. A person operating a jack or carrying a carton reaches
+    with both hands to `p["grip_m"]`; an operator also steps to close what the arms cannot."""
+    model, region, flex_axes, _ = body_model()
+    if p["pose"] in ("operating", "carrying") and p.get("grip_m") and "reach_deg" not in p:
+        angles, _ = reach(p, np.array(p["grip_m"]))
+        p = dict(p, reach_deg=[angles["swing"], angles["elbow"], angles["down"]])
+    body = _posed(p, bone_rotations(p["pose"], p, flex_axes))
+    if p["pose"] == "operating" and p.get("grip_m"):  # the step the arms could not close: the whole body steps
+        shift = (np.array(p["grip_m"]) - body["palms"]).mean(axis=0) * (1.0, 1.0, 0.0)
+        for key in ("vertices", "keypoints", "palms"):
+            body[key] = body[key] + shift
     faces = model.get_triangular_faces().numpy()
     uv = model.texture_coordinates.double().numpy()[model.face_texture_coordinate_indices.numpy()]
-    return {"vertices": verts.astype(np.float32), "faces": faces.astype(np.int32), "uv": uv.astype(np.float32),
-            "region": region.astype(np.int8), "rest": rest.astype(np.float32)}
+    return {"vertices": body["vertices"].astype(np.float32), "faces": faces.astype(np.int32),
+            "uv": uv.astype(np.float32), "region": region.astype(np.int8), "rest": body["rest"].astype(np.float32),
+            "keypoints": body["keypoints"].astype(np.float32), "palms": body["palms"].astype(np.float32)}

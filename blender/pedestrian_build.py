@@ -1,6 +1,7 @@
 """Build a pedestrian (bpy): the anny body of its params (blender.pedestrian_body), clothed region
 by region (shirt or hi-vis vest with reflective stripes, sleeves, trousers or shorts, shoes,
-gloves), with hair or a helmet. Everything worn is part of the one labelled object."""
+gloves), with hair or a helmet. Everything worn is part of the one labelled object; a carried
+carton is a separate, unlabelled object held between the palms (parented, so it moves with them)."""
 from __future__ import annotations
 
 import math
@@ -8,7 +9,7 @@ import math
 import bpy
 import numpy as np
 
-from blender.mesh import fabric, material, place_object, skin
+from blender.mesh import MeshBuilder, fabric, material, place_object, skin
 from blender.pedestrian_body import REGIONS, body_mesh
 from blender.spec import ObjectSpec
 
@@ -90,6 +91,32 @@ def _helmet(body: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
     return (dv @ rot.T + shift).astype(np.float32), df
 
 
+def carton_box(body: dict[str, np.ndarray], depth: float, height: float) -> tuple[np.ndarray, np.ndarray]:
+    """Centre and size of a carton held between the palms (body frame), kept clear of the torso."""
+    palms = body["palms"]
+    width = abs(palms[0, 0] - palms[1, 0]) - 0.03  # the palm centre sits ~1.5 cm inside the hand
+    centre = palms.mean(axis=0) + (0.0, 0.02, 0.02)
+    v, region = body["vertices"], body["region"]
+    trunk = np.isin(region, [REGIONS.index("torso"), REGIONS.index("hips")])
+    band = trunk & (np.abs(v[:, 2] - centre[2]) < height / 2) & (np.abs(v[:, 0] - centre[0]) < width / 2)
+    front = v[band, 1].max() if band.any() else centre[1] - depth
+    depth = max(0.08, min(depth, 2 * (centre[1] - front - 0.01)))
+    return centre, np.array([width, depth, height])
+
+
+def _carton(spec: ObjectSpec, person: bpy.types.Object, body: dict[str, np.ndarray]) -> bpy.types.Object:
+    box = spec.params["carried_box"]
+    centre, size = carton_box(body, box["depth_m"], box["height_m"])
+    mb = MeshBuilder()
+    mb.box(tuple(centre), tuple(size), material(f"{spec.name}_carton", box["color"], 0.85, noise_scale=30.0,
+                                                contrast=0.1))
+    mb.box((centre[0], centre[1], centre[2] + size[2] / 2), (0.06, size[1] + 0.004, 0.004),
+           material(f"{spec.name}_tape", (0.6, 0.45, 0.25), 0.3))
+    obj = mb.to_object(ObjectSpec(f"{spec.name}_carton", "carton", None, 0, (0.0, 0.0, 0.0), 0.0))
+    obj.parent = person  # moves (and blurs) with the person; its own name keeps it out of the labels
+    return obj
+
+
 def build_pedestrian(spec: ObjectSpec) -> bpy.types.Object:
     """The posed, clothed body as one mesh object facing +y (before yaw), feet on the floor."""
     p = spec.params
@@ -112,4 +139,8 @@ def build_pedestrian(spec: ObjectSpec) -> bpy.types.Object:
     mesh.polygons.foreach_set("material_index", index.astype(np.int32))
     mesh.polygons.foreach_set("use_smooth", np.ones(len(faces), bool))
     mesh.update()
-    return place_object(spec, mesh)
+    obj = place_object(spec, mesh)
+    obj["keypoints"] = body["keypoints"].ravel().tolist()  # COCO order, object frame (render projects them)
+    if p.get("carried_box"):
+        _carton(spec, obj, body)
+    return obj

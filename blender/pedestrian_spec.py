@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 
 from blender.draw import pick, rgb, uniform
+from blender.pallet_jack_spec import GRIP_WIDTH_M, OPERATED_TILLER_RAD, grip_point
 
 POSES = ("standing", "standing", "walking", "walking", "bending", "crouching", "carrying", "reaching")
 # Skin tones from very light to very dark (Fitzpatrick I-VI, linear RGB); a person's tone is a
@@ -19,6 +20,7 @@ CLOTHES = [(0.1, 0.15, 0.35), (0.25, 0.25, 0.25), (0.5, 0.1, 0.1), (0.15, 0.3, 0
            (0.6, 0.55, 0.45), (0.05, 0.05, 0.05), (0.35, 0.25, 0.15), (0.05, 0.08, 0.2)]
 SHOES = [(0.02, 0.02, 0.02), (0.15, 0.08, 0.03), (0.3, 0.3, 0.3)]
 HIVIS = [(0.9, 1.0, 0.0), (1.0, 0.45, 0.0)]
+CARTONS = [(0.55, 0.4, 0.25), (0.7, 0.6, 0.45), (0.45, 0.32, 0.2), (0.85, 0.85, 0.82)]
 HELMETS = [(1, 1, 1), (0.95, 0.8, 0.0), (0.9, 0.3, 0.0), (0.1, 0.2, 0.7)]
 
 
@@ -57,4 +59,35 @@ def pedestrian_params(rng: np.random.Generator, render_cfg: dict[str, Any]) -> d
         "hivis": rgb(pick(rng, HIVIS)) if rng.random() < 0.6 else None,
         "helmet": rgb(pick(rng, HELMETS)) if rng.random() < 0.5 else None,
     }
+    if pose == "carrying":  # a carton held between the hands: a separate, unlabelled object
+        width, h = uniform(rng, (0.28, 0.45)), params["height_m"]
+        params["carried_box"] = {"depth_m": round(uniform(rng, (0.22, 0.4)), 3),
+                                 "height_m": round(uniform(rng, (0.18, 0.4)), 3),
+                                 "color": rgb(pick(rng, CARTONS))}
+        ahead, z = uniform(rng, (0.26, 0.34)) * h / 1.75, uniform(rng, (0.53, 0.62)) * h
+        params["grip_m"] = [[round(-width / 2 - 0.02, 4), round(ahead, 4), round(z, 4)],
+                            [round(width / 2 + 0.02, 4), round(ahead, 4), round(z, 4)]]
     return params
+
+
+def operator_params(rng: np.random.Generator, render_cfg: dict[str, Any], jack: dict[str, Any],
+                    jack_name: str) -> tuple[dict[str, Any], float]:
+    """A person at the tiller of the jack `jack` (its tiller angle is redrawn: pulled down to the
+    operator), facing it, both palms on the grip, leaning into a push or a pull. Returns the
+    person's params and their distance from the jack's origin along the jack's +y."""
+    params = pedestrian_params(rng, render_cfg)
+    params.pop("carried_box", None)
+    params.pop("grip_m", None)
+    jack["tiller_angle_rad"] = round(uniform(rng, OPERATED_TILLER_RAD), 3)
+    _, grip_y, grip_z = grip_point(jack)
+    h = params["height_m"]
+    # Rough anthropometry (shoulder at 0.81 h, shoulder-to-palm 0.31 h): the palms reach the grip with
+    # the arm 80-95 % extended; the body model's own kinematics close the rest (pedestrian_body.reach).
+    ahead = math.sqrt(max((0.31 * h) ** 2 - (0.81 * h - grip_z) ** 2, 0.04)) * uniform(rng, (0.8, 0.95))
+    action = pick(rng, ["push", "pull"])
+    half = GRIP_WIDTH_M / 2 - 0.05
+    params.update(pose="operating", operates=jack_name, action=action, arms="grip",
+                  lean_deg=round(uniform(rng, (4, 12) if action == "push" else (-8, -3)), 2),
+                  swing_deg=round(uniform(rng, (0, 15)), 2),
+                  grip_m=[[-half, round(ahead, 4), round(grip_z, 4)], [half, round(ahead, 4), round(grip_z, 4)]])
+    return params, grip_y + ahead

@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from blender.keypoints import coco_keypoints
 from blender.labels import instance_map_from_exr
 from blender.spec import SceneSpec, sample_scene
 from pipeline.io import atomic_path, provenance, remove_stale_temps, write_json
@@ -225,6 +226,9 @@ def render_frame(bpy, spec: SceneSpec, shard_dir: Path, seed_key: list[int], kee
                         # mask differ by a fraction of a pixel along the edge, hence the cap.
                         "visibility": round(min(1.0, visible / in_frame), 3) if in_frame else 0.0,
                         "truncation": round(1.0 - in_frame / total, 3) if total else 1.0})
+        keypoints = coco_keypoints(bpy, bpy.data.objects[o.name], cam, cam_mats, width, height)
+        if keypoints is not None:
+            records[-1]["keypoints"] = keypoints
     meta = {
         "frame": frame,
         "file_name": f"rgb/{frame}.png",

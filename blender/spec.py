@@ -13,7 +13,9 @@ from typing import Any
 import numpy as np
 
 from blender.draw import pick as _pick, rgb as _rgb, uniform as _u
-from blender.pedestrian_spec import pedestrian_params
+from blender.distractor_spec import DISTRACTOR_KINDS, STEEL, distractor_params  # noqa: F401 (re-exported)
+from blender.pallet_jack_spec import pallet_jack_params
+from blender.pedestrian_spec import operator_params, pedestrian_params
 
 # Category names used by the procedural generators; config `classes` must contain them.
 PEDESTRIAN = "pedestrian"
@@ -31,7 +33,6 @@ FOOTPRINT_M = {  # >= the largest horizontal reach of the built mesh (tests/test
     "forklift": 1.75,
     "post": 0.3,
 }
-DISTRACTOR_KINDS = ("box", "cone", "barrel", "pallet", "rack", "forklift", "post")
 # Floor finishes: (colour choices, roughness range, noise scale (0: plain), noise contrast)
 FLOORS = {
     "concrete": ([(0.45, 0.45, 0.44), (0.35, 0.35, 0.36), (0.55, 0.53, 0.5)], (0.6, 0.9), 6.0, 0.3),
@@ -41,9 +42,6 @@ FLOORS = {
 CAMERA_CLEARANCE_M = 0.5  # the camera stays this far outside every footprint disc
 HALL_M = 30.0  # the hall is HALL_M x HALL_M, centred on the origin
 
-STEEL = (0.45, 0.45, 0.47)  # steel parts of posts, forklifts, jacks and roof beams
-JACK_PAINT = {"red": (0.7, 0.05, 0.03), "yellow": (0.95, 0.7, 0.02),
-              "blue": (0.05, 0.15, 0.6), "orange": (0.95, 0.35, 0.02)}
 
 
 @dataclass
@@ -119,48 +117,6 @@ def kelvin_to_rgb(kelvin: float) -> tuple[float, float, float]:
     return _rgb(rgb / rgb.max())
 
 
-def pallet_jack_params(rng: np.random.Generator) -> dict[str, Any]:
-    """Dimensions, paint, tiller angle and optional load of a hand pallet truck."""
-    paint = _pick(rng, sorted(JACK_PAINT))
-    return {
-        "fork_length_m": round(float(rng.uniform(1.0, 1.25)), 3),
-        "fork_spread_m": round(float(rng.uniform(0.52, 0.68)), 3),
-        "paint": paint,
-        "color": _rgb(JACK_PAINT[paint]),
-        "wear": round(float(rng.uniform(0.0, 0.6)), 3),
-        "tiller_angle_rad": round(float(rng.uniform(-0.2, 1.1)), 3),
-        "load": bool(rng.random() < 0.35),
-        "load_color": _rgb(_pick(rng, [(0.55, 0.4, 0.25), (0.7, 0.6, 0.45), (0.3, 0.3, 0.32)])),
-    }
-
-
-def distractor_params(rng: np.random.Generator, kind: str) -> dict[str, Any]:
-    """Size and colour of a context object (box, cone, barrel, pallet, rack)."""
-    if kind == "box":
-        return {"size_m": [round(_u(rng, (0.3, 0.8)), 3), round(_u(rng, (0.3, 0.8)), 3),
-                           round(_u(rng, (0.25, 0.7)), 3)],
-                "color": _rgb(_pick(rng, [(0.55, 0.4, 0.25), (0.7, 0.6, 0.45), (0.4, 0.3, 0.2)]))}
-    if kind == "cone":
-        return {"height_m": round(_u(rng, (0.45, 0.75)), 3), "color": (1.0, 0.3, 0.0)}
-    if kind == "barrel":
-        return {"height_m": 0.9, "color": _rgb(_pick(rng, [(0.1, 0.2, 0.6), (0.05, 0.4, 0.1), (0.6, 0.1, 0.1)]))}
-    if kind == "pallet":
-        return {"stack": int(rng.integers(1, 4)), "color": (0.55, 0.42, 0.28)}
-    if kind == "rack":
-        return {"levels": int(rng.integers(2, 4)), "width_m": round(_u(rng, (2.0, 2.8)), 3),
-                "color": _rgb(_pick(rng, [(0.05, 0.2, 0.6), (0.9, 0.4, 0.0)]))}
-    if kind == "post":
-        return {"height_m": round(_u(rng, (2.5, 6.0)), 3), "color": _rgb(_pick(rng, [STEEL, (0.9, 0.75, 0.05)])),
-                "guard": bool(rng.random() < 0.6)}
-    if kind == "forklift":
-        return {"color": _rgb(_pick(rng, [(0.95, 0.7, 0.02), (0.9, 0.35, 0.02), (0.1, 0.35, 0.15),
-                                           (0.7, 0.05, 0.03), (0.1, 0.15, 0.5)])),
-                "fork_height_m": round(_u(rng, (0.05, 1.2)), 3),
-                "mast_height_m": round(_u(rng, (2.0, 2.6)), 3),
-                "load": bool(rng.random() < 0.4)}
-    raise ValueError(f"unknown distractor kind {kind!r}")
-
-
 def _place(rng: np.random.Generator, radius: float, placed: list[tuple[float, float, float]],
            area_m: float, tries: int = 60) -> tuple[float, float] | None:
     """Rejection-sample a floor position whose footprint disc overlaps no placed disc."""
@@ -223,17 +179,17 @@ def sample_scene(rng: np.random.Generator, render_cfg: dict[str, Any], frame: st
     area = 4.5
     placed: list[tuple[float, float, float]] = []
     objects: list[ObjectSpec] = []
-
-    counts = [(PEDESTRIAN, int(rng.integers(render_cfg["pedestrians_per_image"][0],
-                                            render_cfg["pedestrians_per_image"][1] + 1))),
-              (PALLET_JACK, int(rng.integers(render_cfg["pallet_jacks_per_image"][0],
-                                             render_cfg["pallet_jacks_per_image"][1] + 1)))]
+    # Pedestrians first at the jacks' tillers (operators, jack_operator_prob), the rest free-standing:
+    # pedestrians_per_image counts both.
+    budget = {PEDESTRIAN: int(rng.integers(render_cfg["pedestrians_per_image"][0],
+                                           render_cfg["pedestrians_per_image"][1] + 1)),
+              PALLET_JACK: int(rng.integers(render_cfg["pallet_jacks_per_image"][0],
+                                            render_cfg["pallet_jacks_per_image"][1] + 1))}
     n_distract = int(rng.integers(render_cfg["distractors_per_image"][0],
                                   render_cfg["distractors_per_image"][1] + 1))
-    next_id = 1
-    for category, n in counts:
+    for category in (PALLET_JACK, PEDESTRIAN):
         files = asset_files(render_cfg.get("assets", {}).get(category, ""))
-        for _ in range(n):
+        for _ in range(budget[category]):
             pos = _place(rng, FOOTPRINT_M[category], placed, area)
             if pos is None:
                 continue
@@ -246,10 +202,20 @@ def sample_scene(rng: np.random.Generator, render_cfg: dict[str, Any], frame: st
                 # Colour variation of the asset's own materials: hue shift, saturation and value factors.
                 params["asset_hsv"] = [round(_u(rng, (-0.06, 0.06)), 3), round(_u(rng, (0.75, 1.25)), 3),
                                        round(_u(rng, (0.7, 1.3)), 3)]
-            objects.append(ObjectSpec(f"inst_{next_id:03d}", category, category, next_id,
-                                      (round(pos[0], 4), round(pos[1], 4), 0.0),
-                                      round(float(rng.uniform(-math.pi, math.pi)), 4), params))
-            next_id += 1
+            yaw = round(float(rng.uniform(-math.pi, math.pi)), 4)
+            objects.append(ObjectSpec(f"inst_{len(objects) + 1:03d}", category, category, len(objects) + 1,
+                                      (round(pos[0], 4), round(pos[1], 4), 0.0), yaw, params))
+            if (category == PALLET_JACK and budget[PEDESTRIAN] and "asset" not in params
+                    and rng.random() < render_cfg["jack_operator_prob"]):
+                person, ahead = operator_params(rng, render_cfg, params, objects[-1].name)
+                ox, oy = pos[0] - ahead * math.sin(yaw), pos[1] + ahead * math.cos(yaw)  # the jack's +y, turned by yaw
+                r = FOOTPRINT_M[PEDESTRIAN]
+                if all(math.hypot(ox - px, oy - py) >= r + pr for px, py, pr in placed[:-1]):
+                    placed.append((ox, oy, r))  # touches its jack's disc on purpose: hands on the grip
+                    budget[PEDESTRIAN] -= 1
+                    objects.append(ObjectSpec(f"inst_{len(objects) + 1:03d}", PEDESTRIAN, PEDESTRIAN, len(objects) + 1,
+                                              (round(ox, 4), round(oy, 4), 0.0),
+                                              round(math.remainder(yaw + math.pi, 2 * math.pi), 4), person))
     for k in range(n_distract):
         kind = _pick(rng, DISTRACTOR_KINDS)
         pos = _place(rng, FOOTPRINT_M[kind], placed, area + 1.5)
@@ -304,6 +270,11 @@ def sample_scene(rng: np.random.Generator, render_cfg: dict[str, Any], frame: st
                 speed = _u(rng, speed_range)
                 o.params["velocity_mps"] = [round(-speed * math.sin(o.yaw_rad), 4),
                                             round(speed * math.cos(o.yaw_rad), 4)]
+        by_name = {o.name: o for o in objects}
+        for o in objects:  # an operator moves with the jack it pushes or pulls
+            jack = by_name.get(o.params.get("operates", ""))
+            if jack is not None and jack.params.get("velocity_mps"):
+                o.params["velocity_mps"] = list(jack.params["velocity_mps"])
     noise: dict[str, Any] = {}
     if rng.random() < render_cfg["sensor_noise_prob"]:
         noise = {"sigma": round(_u(rng, render_cfg["sensor_noise_sigma"]), 3),

@@ -14,9 +14,23 @@ from pipeline.io import read_json, write_json
 log = logging.getLogger(__name__)
 
 
+PERSON = "pedestrian"  # the class that carries COCO person keypoints
+# COCO person keypoints in COCO's order, and its 1-based skeleton (as in person_keypoints_*.json).
+KEYPOINTS = ("nose", "left_eye", "right_eye", "left_ear", "right_ear", "left_shoulder", "right_shoulder",
+             "left_elbow", "right_elbow", "left_wrist", "right_wrist", "left_hip", "right_hip", "left_knee",
+             "right_knee", "left_ankle", "right_ankle")
+SKELETON = [[16, 14], [14, 12], [17, 15], [15, 13], [12, 13], [6, 12], [7, 13], [6, 7], [6, 8], [7, 9], [8, 10],
+            [9, 11], [2, 3], [1, 2], [1, 3], [2, 4], [3, 5], [4, 6], [5, 7]]
+
+
 def categories(classes: list[str]) -> list[dict[str, Any]]:
-    """COCO categories: ids 1..N in config order (0 is background, never listed)."""
-    return [{"id": i + 1, "name": name, "supercategory": "warehouse"} for i, name in enumerate(classes)]
+    """COCO categories: ids 1..N in config order (0 is background, never listed); the pedestrian
+    category names its keypoints and skeleton like COCO's person."""
+    out = [{"id": i + 1, "name": name, "supercategory": "warehouse"} for i, name in enumerate(classes)]
+    for cat in out:
+        if cat["name"] == PERSON:
+            cat.update(keypoints=list(KEYPOINTS), skeleton=SKELETON)
+    return out
 
 
 def read_instance_map(path: Path) -> np.ndarray:
@@ -113,6 +127,11 @@ def annotate_shard(shard_dir: Path, classes: list[str], min_visible_pixels: int,
                 "instance_id": inst["id"],
                 "visibility": visibility, "truncation": inst.get("truncation", 0.0),
             })
+            if inst["category"] == PERSON:  # bodies without keypoints (external assets): none labelled
+                kps = inst.get("keypoints") or [0] * (3 * len(KEYPOINTS))
+                annotations[-1].update(keypoints=kps, num_keypoints=sum(v > 0 for v in kps[2::3]))
+            else:  # COCOeval(iouType="keypoints") over every category reads this field: 0 = ignored
+                annotations[-1]["num_keypoints"] = 0
     for i, ann in enumerate(annotations):
         ann["id"] = i + 1
     log.info("%s: %d images, %d annotations, %d instances dropped (below %d px or visibility %.2f)",

@@ -57,3 +57,43 @@ def test_skin_tones_span_the_range():
     tones = np.array([skin_tone(t) for t in np.linspace(0, 1, 11)])
     assert tones[0].mean() > 3 * tones[-1].mean()  # very light to very dark, continuously
     assert np.all(np.diff(tones.mean(axis=1)) < 0)
+
+
+def test_operator_and_carrier_reach_their_targets_with_both_hands():
+    """Operating a jack: both hand centres on the grip (the body steps to close what the arms cannot);
+    carrying: on the carton's sides, in front of the waist. Through the rig's own kinematics."""
+    from blender.pallet_jack_spec import pallet_jack_params
+    from blender.pedestrian_spec import operator_params
+
+    for i in range(3):
+        rng = np.random.default_rng([4, i])
+        p, _ = operator_params(rng, tiny_render_cfg(), pallet_jack_params(rng), "inst_001")
+        b = body_mesh(p)
+        hands = b["vertices"][b["region"] == REGIONS.index("hand")]
+        for centre, target in zip((hands[hands[:, 0] < 0].mean(0), hands[hands[:, 0] > 0].mean(0)), p["grip_m"]):
+            assert np.linalg.norm(centre - np.array(target)) < 0.03, (i, centre, target)
+        assert b["vertices"][:, 2].min() == pytest.approx(0.0, abs=1e-6)
+    rng = np.random.default_rng(1)
+    carrier = pedestrian_params(rng, tiny_render_cfg())
+    while carrier["pose"] != "carrying":
+        carrier = pedestrian_params(rng, tiny_render_cfg())
+    b = body_mesh(carrier)
+    assert np.linalg.norm(b["palms"] - np.array(carrier["grip_m"]), axis=1).max() < 0.03
+    assert 0.45 * carrier["height_m"] < b["palms"][:, 2].mean() < 0.7 * carrier["height_m"]  # waist height
+
+
+def test_keypoints_sit_where_coco_puts_them():
+    """17 points in COCO's order on a standing body facing +y: face above shoulders above hips above
+    knees above ankles; the person's left on -x (facing +y); ankles near the floor; nose in front."""
+    from pipeline.coco import KEYPOINTS
+
+    b = body_mesh(params(2, pose="standing", arms="sides", height_m=1.8))
+    k = dict(zip(KEYPOINTS, b["keypoints"]))
+    assert b["keypoints"].shape == (17, 3)
+    z = lambda *names: np.mean([k[n][2] for n in names])  # noqa: E731
+    assert z("nose", "left_eye", "right_eye") > z("left_shoulder", "right_shoulder") > z("left_hip", "right_hip") \
+        > z("left_knee", "right_knee") > z("left_ankle", "right_ankle")
+    assert 0.04 < z("left_ankle", "right_ankle") < 0.15 and 1.55 < k["left_eye"][2] < 1.75
+    for part in ("eye", "ear", "shoulder", "elbow", "wrist", "hip", "knee", "ankle"):
+        assert k[f"left_{part}"][0] < 0 < k[f"right_{part}"][0], part
+    assert k["nose"][1] > k["left_ear"][1] + 0.05  # the face looks along +y

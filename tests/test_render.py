@@ -185,24 +185,32 @@ import json
 import numpy as np
 import bpy  # noqa: F401  (bmesh needs it first)
 from blender.build import BUILDERS, build_distractor, clear_scene
-from blender.pedestrian_spec import POSES, pedestrian_params
-from blender.spec import DISTRACTOR_KINDS, ObjectSpec, distractor_params, pallet_jack_params
+from blender.distractor_spec import DISTRACTOR_KINDS, distractor_params
+from blender.pallet_jack_spec import pallet_jack_params
+from blender.pedestrian_spec import POSES, operator_params, pedestrian_params
+from blender.spec import ObjectSpec
 from tests.conftest import tiny_render_cfg
 
 out = {}
-poses = sorted(set(POSES))
+poses = sorted(set(POSES)) + ["operating"]
 for kind in ("pedestrian", "pallet_jack", *DISTRACTOR_KINDS):
     for i in range(30):
         rng = np.random.default_rng([7, i])
         if kind == "pedestrian":  # every pose, at the far end of its ranges (widest stride, deepest bend)
             params = pedestrian_params(rng, tiny_render_cfg())
-            params.update(pose=poses[i % len(poses)], swing_deg=30.0, bend_deg=80.0, helmet=params["helmet"] or (1, 1, 1),
-                          arms=["sides", "phone", "hip"][i % 3])
+            if poses[i % len(poses)] == "operating":  # at a jack's tiller, pushing or pulling
+                params = operator_params(rng, tiny_render_cfg(), pallet_jack_params(rng), "j")[0]
+            elif poses[i % len(poses)] == "carrying":  # hands and carton as drawn with the pose
+                while params["pose"] != "carrying":
+                    params = pedestrian_params(rng, tiny_render_cfg())
+            else:
+                params.update(pose=poses[i % len(poses)], arms=["sides", "phone", "hip"][i % 3])
+            params.update(swing_deg=30.0, bend_deg=80.0, helmet=params["helmet"] or (1, 1, 1))
         else:
             params = pallet_jack_params(rng) if kind == "pallet_jack" else distractor_params(rng, kind)
         clear_scene()
         obj = BUILDERS.get(kind, build_distractor)(ObjectSpec("o", kind, None, 0, (0.0, 0.0, 0.0), 0.0, params))
-        co = np.array([v.co for v in obj.data.vertices])
+        co = np.array([v.co for part in (obj, *obj.children) for v in part.data.vertices])  # a carried carton too
         r = out.setdefault(kind, {"reach": 0.0, "zmin": []})
         r["reach"] = max(r["reach"], float(np.hypot(co[:, 0], co[:, 1]).max()))
         r["zmin"].append(float(co[:, 2].min()))

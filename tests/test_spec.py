@@ -2,6 +2,7 @@ import json
 import math
 
 import numpy as np
+import pytest
 
 from blender.spec import FOOTPRINT_M, sample_scene
 from tests.conftest import tiny_render_cfg
@@ -26,6 +27,8 @@ def test_objects_do_not_overlap_and_counts_follow_config():
         objs = spec.objects
         for k, a in enumerate(objs):
             for b in objs[k + 1:]:
+                if b.name == a.params.get("operates") or a.name == b.params.get("operates"):
+                    continue  # a jack's operator stands at its tiller (tests below)
                 d = math.hypot(a.location[0] - b.location[0], a.location[1] - b.location[1])
                 assert d >= FOOTPRINT_M[a.kind] + FOOTPRINT_M[b.kind] - 1e-6
 
@@ -116,7 +119,8 @@ def test_motion_blur_and_sensor_noise_are_optional_seeded_and_follow_the_config(
             if v:
                 moving += 1
                 speed = math.hypot(*v)
-                lo, hi = on["pedestrian_speed_mps" if o.kind == "pedestrian" else "pallet_jack_speed_mps"]
+                walks = o.kind == "pedestrian" and "operates" not in o.params  # operators go at their jack's pace
+                lo, hi = on["pedestrian_speed_mps" if walks else "pallet_jack_speed_mps"]
                 assert lo - 1e-3 <= speed <= hi + 1e-3
                 # along the facing direction (+y rotated by yaw)
                 assert abs(v[0] * math.cos(o.yaw_rad) + v[1] * math.sin(o.yaw_rad)) < 1e-3
@@ -136,3 +140,32 @@ def test_sensor_noise_is_seeded_and_signal_dependent():
     assert abs(std[1] - 4.0) < 0.3  # sigma at mid-grey
     assert std[0] < std[1] < std[2]
     assert abs((a.astype(float) - img).mean()) < 0.1  # unbiased away from the clipping ends
+
+
+def test_jack_operators_stand_at_the_tiller_facing_the_jack_and_move_with_it():
+    """jack_operator_prob 1: each jack gets a person whose grip targets are at the jack's grip
+    (in the jack's frame, turned by the person's yaw), counted within pedestrians_per_image."""
+    from blender.pallet_jack_spec import grip_point
+
+    cfg = tiny_render_cfg(pedestrians_per_image=[2, 2], pallet_jacks_per_image=[1, 1], jack_operator_prob=1.0,
+                          motion_blur_prob=1.0)
+    seen = 0
+    for i in range(10):
+        spec = sample_scene(np.random.default_rng([2, i]), cfg, "f")
+        people = [o for o in spec.objects if o.category == "pedestrian"]
+        assert len(people) == 2
+        by_name = {o.name: o for o in spec.objects}
+        for op in (o for o in people if o.params["pose"] == "operating"):
+            jack = by_name[op.params["operates"]]
+            assert math.cos(op.yaw_rad - jack.yaw_rad) == pytest.approx(-1.0, abs=1e-6)  # faces the jack
+            gx, gy, gz = grip_point(jack.params)
+            c, s = math.cos(jack.yaw_rad), math.sin(jack.yaw_rad)
+            grip_world = np.array([jack.location[0] + c * gx - s * gy, jack.location[1] + s * gx + c * gy])
+            target = np.mean(op.params["grip_m"], axis=0)  # in the person's frame: +y is where they face
+            co, so = math.cos(op.yaw_rad), math.sin(op.yaw_rad)
+            target_world = np.array([op.location[0] + co * target[0] - so * target[1],
+                                     op.location[1] + so * target[0] + co * target[1]])
+            assert np.linalg.norm(grip_world - target_world) < 1e-3 and target[2] == pytest.approx(gz, abs=1e-3)
+            assert op.params.get("velocity_mps") == jack.params.get("velocity_mps")
+            seen += 1
+    assert seen >= 8

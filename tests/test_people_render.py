@@ -1,0 +1,171 @@
+"""People in bpy renders: worn vs held label rule, keypoint visibility behind a known occluder,
+pycocotools' keypoint evaluation of the COCO files, operators' hands on their jack's grip."""
+import copy
+import json
+import subprocess
+import sys
+
+import cv2
+import numpy as np
+import pytest
+
+from blender.spec import CameraSpec, LightSpec, ObjectSpec, SceneSpec
+from tests.conftest import REPO, run_render, tiny_render_cfg
+
+pytestmark = pytest.mark.slow
+
+
+def person(pose: str, seed: int, **over) -> dict:
+    from blender.pedestrian_spec import pedestrian_params
+
+    rng = np.random.default_rng(seed)
+    p = pedestrian_params(rng, tiny_render_cfg())
+    while p["pose"] != pose:
+        p = pedestrian_params(rng, tiny_render_cfg())
+    p.update(over)
+    return p
+
+
+@pytest.fixture(scope="module")
+def people_shard(tmp_path_factory):
+    """Two frames at 200x150, each a person facing the camera (yaw 0: facing +y, camera on +y):
+    f_carry carries a carton (helmet on); f_occluded stands behind a 0.9 m box that hides the legs."""
+    light = [LightSpec("SUN", (0, 0, 10), (0.3, 0, 0), 3.0, (1, 1, 1))]
+    carrier = ObjectSpec("inst_001", "pedestrian", "pedestrian", 1, (0.0, 0.0, 0.0), 0.0,
+                         person("carrying", 1, height_m=1.75, helmet=(1.0, 1.0, 1.0), hivis=(0.9, 1.0, 0.0)))
+    stander = ObjectSpec("inst_001", "pedestrian", "pedestrian", 1, (0.0, 0.0, 0.0), 0.0,
+                         person("standing", 2, height_m=1.75, arms="sides"))
+    occluder = ObjectSpec("ctx_000_box", "box", None, 0, (0.0, 1.2, 0.0), 0.0,
+                          {"size_m": [1.4, 0.4, 0.9], "color": (0.5, 0.4, 0.3)})
+    specs = [SceneSpec("f_carry", (200, 150), (0.4, 0.4, 0.4), 0.8, (0.6, 0.6, 0.6),
+                       CameraSpec((0.0, 4.0, 1.3), (0.0, 0.0, 0.95), 35.0), light, [carrier]),
+             SceneSpec("f_occluded", (200, 150), (0.4, 0.4, 0.4), 0.8, (0.6, 0.6, 0.6),
+                       CameraSpec((0.0, 5.0, 1.3), (0.0, 0.0, 0.9), 35.0), copy.deepcopy(light), [stander, occluder])]
+    out = tmp_path_factory.mktemp("people") / "shard_000"
+    res = run_render(tiny_render_cfg(resolution_px=[200, 150], samples=8), out, specs=specs)
+    assert res.returncode == 0, res.stderr[-3000:]
+    return out
+
+
+def load(shard, frame):
+    meta = json.loads((shard / "meta" / f"{frame}.json").read_text())
+    return meta, cv2.imread(str(shard / meta["ids_file"]), cv2.IMREAD_UNCHANGED)
+
+
+def pixel(meta, point):
+    from blender.keypoints import project
+
+    uv, _ = project(np.array([point], float), meta["camera"])
+    return int(uv[0, 1]), int(uv[0, 0])
+
+
+def test_worn_items_are_the_person_and_a_carried_carton_is_not(people_shard):
+    from blender.pedestrian_body import body_mesh
+    from blender.pedestrian_build import carton_box
+
+    meta, ids = load(people_shard, "f_carry")
+    p = meta["scene"]["objects"][0]["params"]
+    centre, size = carton_box(body_mesh(p), p["carried_box"]["depth_m"], p["carried_box"]["height_m"])
+    front = centre + (0.0, size[1] / 2, 0.0)
+    assert ids[pixel(meta, front)] == 0  # the carton's front face: background (held, not worn)
+    top = body_mesh(p)["vertices"][:, 2].max()
+    assert ids[pixel(meta, (0.0, 0.0, top - 0.05))] == 1  # the helmet: part of the person
+    kps = meta["instances"][0]["keypoints"]
+    shoulders = [kps[3 * 5:3 * 5 + 3], kps[3 * 6:3 * 6 + 3]]
+    assert ids[int(shoulders[0][1]), int(shoulders[0][0])] == 1  # the hi-vis vest over the shoulders
+    assert meta["instances"][0]["visibility"] < 0.97  # the carton hides part of the body
+
+
+def test_keypoints_behind_a_known_occluder_are_hidden_and_the_rest_visible(people_shard):
+    from pipeline.coco import KEYPOINTS
+
+    meta, ids = load(people_shard, "f_occluded")
+    kps = np.reshape(meta["instances"][0]["keypoints"], (17, 3))
+    v = dict(zip(KEYPOINTS, kps[:, 2].astype(int)))
+    for name in ("left_knee", "right_knee", "left_ankle", "right_ankle"):
+        assert v[name] == 1, (name, v)  # behind the box, inside the image
+    for name in ("nose", "left_eye", "right_eye", "left_shoulder", "right_shoulder"):
+        assert v[name] == 2, (name, v)  # above the box, facing the camera
+    for name, (x, y, vis) in zip(KEYPOINTS, kps):
+        if vis == 2:  # a visible point lands on the person's own mask (or its anti-aliased edge)
+            patch = ids[max(0, int(y) - 1):int(y) + 2, max(0, int(x) - 1):int(x) + 2]
+            assert (patch == 1).any(), name
+
+
+def test_pycocotools_keypoint_evaluation_accepts_the_files(people_shard):
+    import contextlib
+    import io
+
+    from pycocotools.coco import COCO
+    from pycocotools.cocoeval import COCOeval
+
+    from pipeline.coco import KEYPOINTS, SKELETON, annotate_shard
+
+    coco = annotate_shard(people_shard, ["pedestrian", "pallet_jack"], 1)
+    ped = next(c for c in coco["categories"] if c["name"] == "pedestrian")
+    assert ped["keypoints"] == list(KEYPOINTS) and ped["skeleton"] == SKELETON
+    anns = coco["annotations"]
+    assert all(len(a["keypoints"]) == 51 and a["num_keypoints"] == sum(v > 0 for v in a["keypoints"][2::3])
+               for a in anns)
+    assert all(a["num_keypoints"] >= 13 for a in anns)
+
+    def oks_ap(shift_px: float) -> float:
+        gt = COCO()
+        gt.dataset = copy.deepcopy(coco)
+        with contextlib.redirect_stdout(io.StringIO()):
+            gt.createIndex()
+            dets = [{"image_id": a["image_id"], "category_id": a["category_id"], "score": 1.0,
+                     "keypoints": [c + (shift_px if k % 3 == 0 else 0) for k, c in enumerate(a["keypoints"])]}
+                    for a in anns]
+            ev = COCOeval(gt, gt.loadRes(dets), iouType="keypoints")
+            ev.evaluate()
+            ev.accumulate()
+            ev.summarize()
+        return ev.stats[0]
+
+    assert oks_ap(0.0) == pytest.approx(1.0)
+    assert oks_ap(8.0) < 0.5  # keypoints 8 px off (people ~100 px tall) score low: the evaluation is real
+
+
+OPERATOR_SCRIPT = """
+import json
+import numpy as np
+import bpy  # noqa: F401
+from mathutils import Vector
+from blender.build import build_scene
+from blender.pallet_jack_spec import GRIP_WIDTH_M, grip_point
+from blender.pedestrian_body import REGIONS, body_mesh
+from blender.spec import sample_scene
+from tests.conftest import tiny_render_cfg
+
+cfg = tiny_render_cfg(pedestrians_per_image=[1, 1], pallet_jacks_per_image=[1, 1], jack_operator_prob=1.0)
+gaps = []
+for i in range(4):
+    spec = sample_scene(np.random.default_rng([9, i]), cfg, "f")
+    build_scene(spec)
+    for o in spec.objects:
+        if o.params.get("pose") != "operating":
+            continue
+        jack = next(j for j in spec.objects if j.name == o.params["operates"])
+        m = bpy.data.objects[jack.name].matrix_world
+        centre = np.array(grip_point(jack.params))
+        ends = [np.array(m @ Vector(centre + (s * GRIP_WIDTH_M / 2, 0, 0))) for s in (-1, 1)]
+        obj = bpy.data.objects[o.name]
+        region = body_mesh(o.params)["region"]
+        co = np.array([obj.matrix_world @ v.co for v in obj.data.vertices])[:len(region)]
+        hand = co[region == REGIONS.index("hand")]
+        local_x = np.array([(obj.matrix_world.inverted() @ Vector(p)).x for p in hand])
+        for side in (local_x < 0, local_x > 0):
+            c = hand[side].mean(axis=0)
+            t = np.clip(np.dot(c - ends[0], ends[1] - ends[0]) / np.sum((ends[1] - ends[0]) ** 2), 0, 1)
+            gaps.append(float(np.linalg.norm(c - (ends[0] + t * (ends[1] - ends[0])))))
+print("GAPS" + json.dumps(gaps))
+"""
+
+
+def test_operators_hands_are_on_their_jacks_grip():
+    """Built scenes (bpy): each hand's centre within 5 cm of the grip bar of the jack it operates."""
+    res = subprocess.run([sys.executable, "-c", OPERATOR_SCRIPT], cwd=REPO, capture_output=True, text=True)
+    assert res.returncode == 0, res.stderr[-2000:]
+    gaps = json.loads(res.stdout.split("GAPS")[-1])
+    assert len(gaps) >= 6 and max(gaps) < 0.05, gaps
