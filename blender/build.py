@@ -8,7 +8,7 @@ from mathutils import Matrix, Vector
 
 from blender.mesh import BLACK, MeshBuilder, material
 from blender.pallet_jack_spec import GRIP_WIDTH_M, TILLER_LENGTH_M, TILLER_PIVOT_M, grip_point
-from blender.pedestrian_build import build_pedestrian
+from blender.pedestrian_build import animate_gait, build_pedestrian
 from blender.spec import HALL_M, STEEL, CameraSpec, ObjectSpec, SceneSpec, solid_spans
 
 def clear_scene() -> None:
@@ -200,6 +200,9 @@ def animate_motion(spec: SceneSpec, fps: int = 10) -> None:
             for frame, sign in ((0, -1.0), (2, 1.0)):
                 obj.location = (o.location[0] + sign * v[0] / fps, o.location[1] + sign * v[1] / fps, o.location[2])
                 obj.keyframe_insert("location", frame=frame)
+            obj.location = o.location
+            if o.kind == "pedestrian" and o.params.get("pose") in ("walking", "carrying") and not o.params.get("asset"):
+                animate_gait(obj, o.params, math.hypot(*v), 1.0 / fps)
     finally:
         prefs.keyframe_new_interpolation_type = old_interp
     scene.render.fps = fps

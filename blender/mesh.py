@@ -64,6 +64,40 @@ def fabric(name: str, color, roughness: float = 0.85) -> bpy.types.Material:
     return mat
 
 
+def banded_fabric(name: str, attribute: str, bands: list[tuple[float, tuple, float, float]]) -> bpy.types.Material:
+    """Cloth whose colour, roughness and metalness change at crisp lines of a per-vertex float
+    `attribute` in [0, 1]: bands = [(from, rgb, roughness, metallic)], the first from 0. Interpolated
+    across each triangle, the lines run straight through the mesh instead of along its edges (a vest's
+    hem and stripes). Mottling and wrinkles as fabric()."""
+    mat = fabric(name, (1.0, 1.0, 1.0), bands[0][2])
+    nodes, links = mat.node_tree.nodes, mat.node_tree.links
+    bsdf = nodes.get("Principled BSDF")
+    mottle = bsdf.inputs["Base Color"].links[0].from_node  # white mottled by noise: multiplied in below
+    attr = nodes.new("ShaderNodeAttribute")
+    attr.attribute_name = attribute
+    ramps = []
+    for values in ([(*b[1], 1.0) for b in bands], [(b[2],) * 3 + (1.0,) for b in bands],
+                   [(b[3],) * 3 + (1.0,) for b in bands]):
+        ramp = nodes.new("ShaderNodeValToRGB")
+        ramp.color_ramp.interpolation = "CONSTANT"
+        elements = ramp.color_ramp.elements
+        elements.remove(elements[1])
+        elements[0].position, elements[0].color = 0.0, values[0]
+        for (start, *_), value in zip(bands[1:], values[1:]):
+            elements.new(start).color = value
+        links.new(attr.outputs["Fac"], ramp.inputs["Fac"])
+        ramps.append(ramp)
+    mix = nodes.new("ShaderNodeMix")
+    mix.data_type, mix.blend_type = "RGBA", "MULTIPLY"
+    mix.inputs["Factor"].default_value = 1.0
+    links.new(ramps[0].outputs["Color"], mix.inputs["A"])
+    links.new(mottle.outputs["Color"], mix.inputs["B"])
+    links.new(mix.outputs["Result"], bsdf.inputs["Base Color"])
+    links.new(ramps[1].outputs["Color"], bsdf.inputs["Roughness"])
+    links.new(ramps[2].outputs["Color"], bsdf.inputs["Metallic"])
+    return mat
+
+
 class MeshBuilder:
     """Accumulates primitive parts (each with a material slot) into one bmesh."""
 

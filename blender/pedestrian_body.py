@@ -244,7 +244,7 @@ def body_mesh(p: dict[str, Any]) -> dict[str, np.ndarray]:
     """vertices (V,3) in metres, body facing +y, feet on z=0, scaled to `height_m`; faces (F,3);
     uv (F,3,2) per face corner; region (V,) index into REGIONS; rest (V,3): the same body unposed
     (clothing is laid out on it, so a vest stays a vest when the person bends); keypoints (17,3) in
-    COCO's order; palms (2,3): hand centres. A person operating a jack or carrying a carton reaches
+    COCO's order; palms (2,3): hand centres; reach_deg: the arm angles solved for grip_m (or empty). A person operating a jack or carrying a carton reaches
     with both hands to `p["grip_m"]`; an operator also steps to close what the arms cannot."""
     model, region, flex_axes, _ = body_model()
     if p["pose"] in ("operating", "carrying") and p.get("grip_m") and "reach_deg" not in p:
@@ -259,4 +259,5 @@ def body_mesh(p: dict[str, Any]) -> dict[str, np.ndarray]:
     uv = model.texture_coordinates.double().numpy()[model.face_texture_coordinate_indices.numpy()]
     return {"vertices": body["vertices"].astype(np.float32), "faces": faces.astype(np.int32),
             "uv": uv.astype(np.float32), "region": region.astype(np.int8), "rest": body["rest"].astype(np.float32),
-            "keypoints": body["keypoints"].astype(np.float32), "palms": body["palms"].astype(np.float32)}
+            "keypoints": body["keypoints"].astype(np.float32), "palms": body["palms"].astype(np.float32),
+            "reach_deg": np.array(p.get("reach_deg", []), np.float64)}

@@ -9,9 +9,12 @@ import math
 import bpy
 import numpy as np
 
-from blender.mesh import MeshBuilder, fabric, material, place_object, skin
+from blender.mesh import MeshBuilder, banded_fabric, fabric, material, place_object, skin
 from blender.pedestrian_body import REGIONS, body_mesh
 from blender.spec import ObjectSpec
+
+
+HAIR_SLOT = 4  # material slot of hair (see _clothing)
 
 
 def _dome(center: np.ndarray, radius: float, depth: float, segments: int = 20, rings: int = 6):
@@ -47,13 +50,41 @@ def _face_regions(region: np.ndarray, faces: np.ndarray) -> np.ndarray:
     return np.where(r[:, 1] == r[:, 2], r[:, 1], r[:, 0])
 
 
-def _clothing(p: dict, name: str, centroids: np.ndarray, regions: np.ndarray):
-    """Materials and each face's material slot: clothes by body region, laid out on the unposed body."""
+REST_T = "rest_t"  # per-vertex height on the unposed body / height_m: garment lines are level sets of it
+
+
+def _trunk_bands(p: dict, z: np.ndarray, regions: np.ndarray) -> list[tuple[float, tuple, float, float]]:
+    """Bands of the trunk (torso and hips) in rest height / height_m: trousers up to the waistband,
+    then the shirt, or a hi-vis vest from the waist to below the shoulders with two reflective stripes."""
+    h = p["height_m"]
+    hips, torso = z[regions == REGIONS.index("hips")], z[regions == REGIONS.index("torso")]
+    hem = np.percentile(hips, 97)
+    shirt, trousers = (tuple(p["shirt"]), 0.85, 0.0), (tuple(p["trousers"]), 0.85, 0.0)
+    bands = [(0.0, *trousers), (hem / h, *shirt)]
+    if p["hivis"]:
+        waist, shoulders = hem + 0.03 * h, torso.max() - 0.035 * h
+        vest, stripe = (tuple(p["hivis"]), 0.6, 0.0), ((0.8, 0.8, 0.82), 0.25, 0.6)
+        at = lambda rel: (waist + rel * (shoulders - waist)) / h  # noqa: E731
+        bands += [(waist / h, *vest), (at(0.14), *stripe), (at(0.26), *vest), (at(0.49), *stripe),
+                  (at(0.61), *vest), (shoulders / h, *shirt)]
+    return bands + [(_collar(z, regions) / h, tuple(p["skin"]), 0.5, 0.0)]
+
+
+def _collar(z: np.ndarray, regions: np.ndarray) -> float:
+    """Rest height of the neckline: a little below where the torso region meets the neck."""
+    return float(np.percentile(z[regions == REGIONS.index("torso")], 99.0))
+
+
+def _clothing(p: dict, name: str, centroids: np.ndarray, regions: np.ndarray, rest_z: np.ndarray,
+              vertex_regions: np.ndarray):
+    """Materials and each face's material slot: clothes by body region, laid out on the unposed body;
+    the trunk in one banded material (crisp hem, vest and stripe lines across triangles)."""
     mats = [skin(f"{name}_skin", p["skin"]), fabric(f"{name}_shirt", p["shirt"]),
             fabric(f"{name}_trousers", p["trousers"]), material(f"{name}_shoes", p["shoes"], 0.55),
-            fabric(f"{name}_hair", p["hair"], 0.5)]
-    slot = {"skin": 0, "shirt": 1, "trousers": 2, "shoes": 3, "hair": 4}
-    by_region = {"head": "skin", "torso": "shirt", "hips": "trousers", "upper_arm": "shirt",
+            fabric(f"{name}_hair", p["hair"], 0.5),
+            banded_fabric(f"{name}_trunk", REST_T, _trunk_bands(p, rest_z, vertex_regions))]
+    slot = {"skin": 0, "shirt": 1, "trousers": 2, "shoes": 3, "hair": HAIR_SLOT, "trunk": 5}
+    by_region = {"head": "skin", "torso": "trunk", "hips": "trunk", "upper_arm": "shirt",
                  "forearm": "shirt" if p["long_sleeves"] else "skin", "hand": "skin", "thigh": "trousers",
                  "shin": "skin" if p["shorts"] else "trousers", "foot": "shoes"}
     if p["gloves"]:
@@ -61,16 +92,8 @@ def _clothing(p: dict, name: str, centroids: np.ndarray, regions: np.ndarray):
         slot["gloves"], by_region["hand"] = len(mats) - 1, "gloves"
     index = np.array([slot[by_region[r]] for r in REGIONS])[regions]
     z = centroids[:, 2]
-    if p["hivis"]:  # from the waist (top of the hips) to below the shoulders, two reflective stripes
-        mats += [fabric(f"{name}_vest", p["hivis"], 0.6), material(f"{name}_stripe", (0.8, 0.8, 0.82), 0.25, 0.6)]
-        torso = regions == REGIONS.index("torso")
-        waist = np.percentile(z[regions == REGIONS.index("hips")], 95) + 0.03 * p["height_m"]
-        shoulders = z[torso].max() - 0.035 * p["height_m"]
-        vest = torso & (z > waist) & (z < shoulders)
-        rel = (z - waist) / (shoulders - waist)
-        index[vest] = len(mats) - 2
-        index[vest & ((np.abs(rel - 0.2) < 0.06) | (np.abs(rel - 0.55) < 0.06))] = len(mats) - 1
     head = regions == REGIONS.index("head")
+    index[head & (z < _collar(rest_z, vertex_regions) + 0.03)] = slot["trunk"]  # the neckline: a band line too
     lo, hi = z[head].min(), z[head].max()
     front_y = np.percentile(centroids[head, 1], 85)  # the face looks along +y
     rel = (z - lo) / (hi - lo)
@@ -78,17 +101,54 @@ def _clothing(p: dict, name: str, centroids: np.ndarray, regions: np.ndarray):
     return mats, index
 
 
-def _helmet(body: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
-    """A helmet shell fitted to the unposed head, then moved with the head (rigid fit of its vertices)."""
+def _ellipsoid(center: np.ndarray, radii: np.ndarray, segments: int = 14, rings: int = 8):
+    """Vertices and triangles of a closed ellipsoid (hair tied in a bun or a ponytail, long hair)."""
+    verts = [center + radii * (0.0, 0.0, 1.0)]
+    for k in range(1, rings):
+        polar = math.pi * k / rings
+        for j in range(segments):
+            az = 2 * math.pi * j / segments
+            verts.append(center + radii * np.array([math.sin(polar) * math.cos(az), math.sin(polar) * math.sin(az),
+                                                    math.cos(polar)]))
+    verts.append(center - radii * (0.0, 0.0, 1.0))
+    last = len(verts) - 1
+    faces = [(0, 1 + j, 1 + (j + 1) % segments) for j in range(segments)]
+    for k in range(rings - 2):
+        a, b = 1 + k * segments, 1 + (k + 1) * segments
+        for j in range(segments):
+            j2 = (j + 1) % segments
+            faces += [(a + j, b + j, b + j2), (a + j, b + j2, a + j2)]
+    a = 1 + (rings - 2) * segments
+    faces += [(a + j, last, a + (j + 1) % segments) for j in range(segments)]
+    return np.array(verts, np.float32), np.array(faces, np.int32)
+
+
+def _head_parts(p: dict, body: dict[str, np.ndarray]) -> list[tuple[np.ndarray, np.ndarray, str]]:
+    """Helmet shell and tied or long hair, fitted to the unposed head, then moved with the head
+    (rigid fit of its vertices): (vertices, triangles, material) each."""
     on_head = body["region"] == REGIONS.index("head")
     cap = body["rest"][on_head]
     top, height = cap[:, 2].max(), np.ptp(cap[:, 2])
     skull = cap[cap[:, 2] > top - 0.4 * height]
     center = np.array([skull[:, 0].mean(), skull[:, 1].mean(), top - 0.3 * height], np.float32)
     radius = 0.56 * max(np.ptp(skull[:, 0]), np.ptp(skull[:, 1]))
-    dv, df = _dome(center, radius, (top - center[2]) / radius + 0.12)
+    back = skull[:, 1].min()  # the face looks along +y
+    parts = []
+    if p["helmet"]:
+        parts.append((*_dome(center, radius, (top - center[2]) / radius + 0.12), "helmet"))
+    style = p.get("hair_style", "short")
+    if style == "bun":
+        parts.append((*_ellipsoid(np.array([center[0], back - 0.03, top - 0.07]), np.array([0.05, 0.045, 0.045])), "hair"))
+    elif style == "ponytail":
+        parts.append((*_ellipsoid(np.array([center[0], back - 0.03, center[2] - 0.1]),
+                                  np.array([0.035, 0.035, 0.12])), "hair"))
+    elif style == "long":  # falls over the nape to the shoulders
+        parts.append((*_ellipsoid(np.array([center[0], back + 0.01, center[2] - 0.1]),
+                                  np.array([0.09, 0.045, 0.16])), "hair"))
+    if not parts:
+        return []
     rot, shift = _rigid_fit(cap, body["vertices"][on_head])
-    return (dv @ rot.T + shift).astype(np.float32), df
+    return [((v @ rot.T + shift).astype(np.float32), f, m) for v, f, m in parts]
 
 
 def carton_box(body: dict[str, np.ndarray], depth: float, height: float) -> tuple[np.ndarray, np.ndarray]:
@@ -117,19 +177,47 @@ def _carton(spec: ObjectSpec, person: bpy.types.Object, body: dict[str, np.ndarr
     return obj
 
 
+GAIT_CYCLE_M = 1.4  # distance of one gait cycle (two steps) of a 1.75 m adult; scales with height
+
+
+def _vertices(p: dict, body: dict[str, np.ndarray]) -> np.ndarray:
+    """Every vertex of the built mesh: the body, then the helmet and hair fitted to its head."""
+    return np.concatenate([body["vertices"], *(v for v, _, _ in _head_parts(p, body))])
+
+
+def animate_gait(obj: bpy.types.Object, p: dict, speed_mps: float, dt_s: float) -> None:
+    """Limb motion blur of a walking (or carrying) person: shape keys of the body `dt_s` earlier and
+    later in its gait cycle (phase advancing with speed / cycle length), keyed at frames 0 and 2 around
+    the spec's pose at frame 1, so Cycles blurs the swinging arms and legs, not only the translation."""
+    d_phase = 2 * math.pi * speed_mps / (GAIT_CYCLE_M * p["height_m"] / 1.75) * dt_s
+    solved = obj.get("reach_deg")  # keep the carried carton's grip: the arms do not re-solve
+    obj.shape_key_add(name="Basis", from_mix=False)
+    for name, sign in (("before", -1.0), ("after", 1.0)):
+        q = dict(p, phase_rad=p["phase_rad"] + sign * d_phase)
+        if solved:
+            q["reach_deg"] = list(solved)
+        key = obj.shape_key_add(name=name, from_mix=False)
+        key.data.foreach_set("co", _vertices(q, body_mesh(q)).ravel())
+        for frame, value in ((0, float(sign < 0)), (1, 0.0), (2, float(sign > 0))):
+            key.value = value
+            key.keyframe_insert("value", frame=frame)
+
+
 def build_pedestrian(spec: ObjectSpec) -> bpy.types.Object:
     """The posed, clothed body as one mesh object facing +y (before yaw), feet on the floor."""
     p = spec.params
     body = body_mesh(p)
-    verts, faces, uv = body["vertices"], body["faces"], body["uv"]
-    mats, index = _clothing(p, spec.name, body["rest"][faces].mean(axis=1), _face_regions(body["region"], faces))
+    verts, faces, uv = _vertices(p, body), body["faces"], body["uv"]
+    mats, index = _clothing(p, spec.name, body["rest"][faces].mean(axis=1), _face_regions(body["region"], faces),
+                            body["rest"][:, 2], body["region"])
     if p["helmet"]:
         mats.append(material(f"{spec.name}_helmet", p["helmet"], 0.35))
-        dv, df = _helmet(body)
-        faces = np.concatenate([faces, df + len(verts)])
-        verts = np.concatenate([verts, dv])
-        uv = np.concatenate([uv, np.zeros((len(df), 3, 2), np.float32)])
-        index = np.concatenate([index, np.full(len(df), len(mats) - 1)])
+    offset = len(body["vertices"])
+    for v, f, kind in _head_parts(p, body):
+        faces = np.concatenate([faces, f + offset])
+        offset += len(v)
+        uv = np.concatenate([uv, np.zeros((len(f), 3, 2), np.float32)])
+        index = np.concatenate([index, np.full(len(f), len(mats) - 1 if kind == "helmet" else HAIR_SLOT)])
     mesh = bpy.data.meshes.new(spec.name)
     mesh.from_pydata(verts.tolist(), [], faces.tolist())
     layer = mesh.uv_layers.new(name="UVMap")
@@ -138,9 +226,14 @@ def build_pedestrian(spec: ObjectSpec) -> bpy.types.Object:
         mesh.materials.append(mat)
     mesh.polygons.foreach_set("material_index", index.astype(np.int32))
     mesh.polygons.foreach_set("use_smooth", np.ones(len(faces), bool))
+    rest_t = np.zeros(len(verts), np.float32)
+    rest_t[:len(body["rest"])] = body["rest"][:, 2] / p["height_m"]
+    mesh.attributes.new(REST_T, "FLOAT", "POINT").data.foreach_set("value", rest_t)
     mesh.update()
     obj = place_object(spec, mesh)
     obj["keypoints"] = body["keypoints"].ravel().tolist()  # COCO order, object frame (render projects them)
+    if len(body["reach_deg"]):
+        obj["reach_deg"] = body["reach_deg"].tolist()
     if p.get("carried_box"):
         _carton(spec, obj, body)
     return obj

@@ -21,6 +21,7 @@ CLOTHES = [(0.1, 0.15, 0.35), (0.25, 0.25, 0.25), (0.5, 0.1, 0.1), (0.15, 0.3, 0
 SHOES = [(0.02, 0.02, 0.02), (0.15, 0.08, 0.03), (0.3, 0.3, 0.3)]
 HIVIS = [(0.9, 1.0, 0.0), (1.0, 0.45, 0.0)]
 CARTONS = [(0.55, 0.4, 0.25), (0.7, 0.6, 0.45), (0.45, 0.32, 0.2), (0.85, 0.85, 0.82)]
+HAIR_STYLES = ("short", "short", "short", "bun", "ponytail", "long")  # short: the scalp's own colour
 HELMETS = [(1, 1, 1), (0.95, 0.8, 0.0), (0.9, 0.3, 0.0), (0.1, 0.2, 0.7)]
 
 
@@ -58,6 +59,7 @@ def pedestrian_params(rng: np.random.Generator, render_cfg: dict[str, Any]) -> d
         "gloves": rgb(pick(rng, [(0.05, 0.05, 0.05), (0.8, 0.6, 0.1), (0.2, 0.3, 0.6)])) if rng.random() < 0.25 else None,
         "hivis": rgb(pick(rng, HIVIS)) if rng.random() < 0.6 else None,
         "helmet": rgb(pick(rng, HELMETS)) if rng.random() < 0.5 else None,
+        "hair_style": pick(rng, HAIR_STYLES),
     }
     if pose == "carrying":  # a carton held between the hands: a separate, unlabelled object
         width, h = uniform(rng, (0.28, 0.45)), params["height_m"]

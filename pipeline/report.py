@@ -134,7 +134,8 @@ def comparison_table(summary: dict[str, Any], classes: list[str], markdown: bool
 def build_report(metrics: dict[str, Any], metrics_csv: Path, gt: dict[str, Any], preds: list[dict[str, Any]],
                  image_root: Path, num_images: int, threshold: float, title: str,
                  prov: dict[str, Any] | None = None, contact_sheet: Path | None = None,
-                 summary: dict[str, Any] | None = None, val_csv: Path | None = None) -> str:
+                 summary: dict[str, Any] | None = None, val_csv: Path | None = None,
+                 people_sheet: Path | None = None) -> str:
     """The HTML text of the report (all images embedded)."""
     names = {c["id"]: c["name"] for c in gt["categories"]}
     classes = [names[k] for k in sorted(names)]
@@ -198,6 +199,10 @@ def build_report(metrics: dict[str, Any], metrics_csv: Path, gt: dict[str, Any],
         b64 = base64.b64encode(Path(contact_sheet).read_bytes()).decode()
         sheet_html = (f"<h2>Dataset contact sheet</h2><p>Renders (left) and exact ground-truth masks (right).</p>"
                       f"<img src='data:image/png;base64,{b64}'>")
+    if people_sheet is not None:
+        b64 = base64.b64encode(Path(people_sheet).read_bytes()).decode()
+        sheet_html += ("<h2>People sheet</h2><p>Pedestrians across scenes: mask outline, COCO keypoints (green "
+                       f"visible, red hidden).</p><img src='data:image/png;base64,{b64}'>")
     legend = " ".join(f"<span style='color:rgb{class_color(i)}'>■ {html.escape(n)}</span>"
                       for i, n in names.items())
     return f"""<!doctype html><html><head><meta charset="utf-8"><title>{html.escape(title)}</title>
@@ -242,6 +247,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--train-json", type=Path, help="training split, for its image count")
     ap.add_argument("--image-root", type=Path, required=True)
     ap.add_argument("--contact-sheet", type=Path, help="PNG of renders with masks to embed")
+    ap.add_argument("--people-sheet", type=Path, help="PNG of pedestrian crops to embed")
     ap.add_argument("--compare", nargs="*", default=[], metavar="NAME=METRICS_JSON",
                     help="other models' metrics: mode_<transfer>, n<images>, zero_shot, real")
     ap.add_argument("--report-cfg", required=True, help="`report` config section as JSON")
@@ -271,7 +277,7 @@ def main(argv: list[str] | None = None) -> int:
     classes = [c["name"] for c in sorted(gt["categories"], key=lambda c: c["id"])]
     text = build_report(metrics, args.metrics_csv, gt, read_json(args.predictions), args.image_root,
                         cfg["num_images"], cfg["draw_score_threshold"], args.title, prov, args.contact_sheet,
-                        summary, args.metrics_csv.parent / "val_metrics.csv")
+                        summary, args.metrics_csv.parent / "val_metrics.csv", args.people_sheet)
     if args.metrics_out:
         write_json(args.metrics_out, {"main": {k: metrics[k] for k in ("bbox", "segm", "num_images")},
                                       "confusion": metrics.get("confusion"), **summary})

@@ -169,3 +169,62 @@ def test_operators_hands_are_on_their_jacks_grip():
     assert res.returncode == 0, res.stderr[-2000:]
     gaps = json.loads(res.stdout.split("GAPS")[-1])
     assert len(gaps) >= 6 and max(gaps) < 0.05, gaps
+
+
+def test_people_sheet_crops_pedestrians_with_their_keypoints(people_shard, tmp_path):
+    from pipeline.coco import annotate_shard
+    from pipeline.contact_sheet import crop_sheet, main
+
+    coco = annotate_shard(people_shard, ["pedestrian", "pallet_jack"], 1, image_prefix="shard_000/")
+    path = tmp_path / "coco.json"
+    path.write_text(json.dumps(coco))
+    sheet = np.asarray(crop_sheet([path], people_shard.parent, "pedestrian", count=24, tile_px=120))
+    assert sheet.shape == (120, 2 * 124 - 4, 3)  # both people (fewer than 24 in the data: all of them)
+    green = (sheet[..., 1] > 200) & (sheet[..., 0] < 80) & (sheet[..., 2] < 80)
+    red = (sheet[..., 0] > 200) & (sheet[..., 1] < 60) & (sheet[..., 2] < 60)
+    assert green[:, :120].sum() > 20 and green[:, 124:].sum() > 20  # visible keypoints drawn on each crop
+    assert red.sum() > 10  # the occluded legs' keypoints
+    out = tmp_path / "people.png"
+    assert main([str(path), "--image-root", str(people_shard.parent), "--crops", "pedestrian", "--out", str(out)]) == 0
+    assert out.stat().st_size > 1000
+
+
+GAIT_SCRIPT = """
+import json
+import numpy as np
+import bpy
+from blender.build import build_scene
+from blender.pedestrian_body import REGIONS, body_mesh
+from blender.spec import CameraSpec, LightSpec, ObjectSpec, SceneSpec
+from tests.test_people_render import person
+
+p = person("walking", 3, swing_deg=25.0, velocity_mps=[0.0, 1.5])
+walker = ObjectSpec("inst_001", "pedestrian", "pedestrian", 1, (0.0, 0.0, 0.0), 0.0, p)
+spec = SceneSpec("f", (64, 48), (0.4, 0.4, 0.4), 0.8, (0.6, 0.6, 0.6), CameraSpec((0.0, 5.0, 1.3), (0.0, 0.0, 0.9), 35.0),
+                 [LightSpec("SUN", (0, 0, 10), (0.3, 0, 0), 3.0, (1, 1, 1))], [walker], exposure_s=0.05)
+build_scene(spec)
+region = body_mesh(p)["region"]
+obj = bpy.data.objects["inst_001"]
+out = {}
+for frame in (0, 1, 2):
+    bpy.context.scene.frame_set(frame)
+    ev = obj.evaluated_get(bpy.context.evaluated_depsgraph_get())
+    co = np.array([v.co for v in ev.data.vertices])[:len(region)]  # object frame: translation removed
+    out[frame] = {r + s: co[(region == REGIONS.index(r)) & (co[:, 0] * sign >= 0)].mean(axis=0).tolist()
+                  for r in ("head", "hand", "foot") for s, sign in (("_l", -1), ("_r", 1))}
+basis = body_mesh(p)["vertices"]
+out["basis"] = basis[(region == REGIONS.index("hand")) & (basis[:, 0] <= 0)].mean(axis=0).tolist()
+print("GAIT" + json.dumps(out))
+"""
+
+
+def test_walkers_swing_their_limbs_during_the_exposure():
+    """Motion blur follows the limbs: between the shutter's keyframes a walker's hands and feet move
+    in the body's own frame (the gait advances), the head barely; mid-exposure is the spec's pose."""
+    res = subprocess.run([sys.executable, "-c", GAIT_SCRIPT], cwd=REPO, capture_output=True, text=True)
+    assert res.returncode == 0, res.stderr[-2000:]
+    g = json.loads(res.stdout.split("GAIT")[-1])
+    moved = {r: np.linalg.norm(np.subtract(g["2"][r], g["0"][r])) for r in g["0"]}
+    limbs = min(moved[k] for k in ("hand_l", "hand_r", "foot_l", "foot_r"))
+    assert limbs > 0.02 and max(moved["head_l"], moved["head_r"]) < 0.5 * limbs, moved
+    assert np.allclose(g["1"]["hand_l"], g["basis"], atol=1e-4)

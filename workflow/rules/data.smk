@@ -101,3 +101,28 @@ rule contact_sheet:
     shell:
         "{params.py:q} -m pipeline contact-sheet {input:q} --image-root {params.root:q}"
         " --max-images {params.max_images} --out {output.png:q} > {log:q} 2>&1"
+
+
+rule people_sheet:
+    """Crops of pedestrians across scenes, with mask outlines and keypoints (snakemake people_sheet): look at it."""
+    input:
+        expand(f"{OUT}/coco/shard_{{shard}}.json", shard=SHARDS),
+    output:
+        png=report(f"{OUT}/report/people_sheet.png", category="Dataset"),
+    params:
+        py=PY,
+        root=root_of(0),
+        crops=config["report"]["people_sheet_crops"],
+    conda:
+        ENV
+    log:
+        f"{OUT}/logs/people_sheet.log",
+    benchmark:
+        f"{OUT}/benchmarks/people_sheet.tsv"
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    shell:
+        "{params.py:q} -m pipeline contact-sheet {input:q} --image-root {params.root:q} --crops pedestrian"
+        " --max-images {params.crops} --out {output.png:q} > {log:q} 2>&1"
