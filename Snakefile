@@ -23,12 +23,15 @@ localrules:
     subset,
     compare_modes,
     data_efficiency,
+    people_sheet,
+    jack_sheet,
 
 
 wildcard_constraints:
     shard=r"\d{3}",
     images=r"\d+",
     variant=r"mode_(feature_extraction|fine_tune|full|from_scratch)|n\d+",
+    cls=r"[a-z_]+",
 
 
 rule all:

@@ -3,6 +3,10 @@
     python benchmarks/render.py --frames 12 --out benchmarks/results/render.json      # speed at 640x480, 32 samples
     python benchmarks/render.py --frames 500 --resolution 160 120 --samples 4 \
         --out benchmarks/results/render_rss_500frames.json                         # memory over a long shard
+    git worktree add /tmp/mannequin aa7453a                                          # before/after, same run:
+    python benchmarks/render.py --code /tmp/mannequin --config /tmp/mannequin/configs/default.yaml \
+        --frames 10 --out benchmarks/results/render_default_mannequin.json
+    python benchmarks/render.py --config configs/default.yaml --frames 10 --out benchmarks/results/render_default_bodies.json
 
 Prints a table and writes JSON (and an RSS-curve PNG beside it) for later comparison.
 """
@@ -19,11 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from blender.render import _import_bpy, configure_render, render_frame  # noqa: E402
-from blender.spec import sample_scene  # noqa: E402
-from pipeline.config import validate  # noqa: E402
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def rss_mb() -> float:
@@ -38,12 +38,25 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--samples", type=int, default=32)
     ap.add_argument("--motion-blur-prob", type=float, default=0.0)
     ap.add_argument("--sensor-noise-prob", type=float, default=0.0)
+    ap.add_argument("--code", type=Path, default=ROOT,
+                    help="checkout whose renderer is timed (a worktree of an older commit for before/after)")
+    ap.add_argument("--config", type=Path, help="time this config's render section (e.g. configs/default.yaml of "
+                    "--code) instead of the options above; --frames and --resolution still apply")
     ap.add_argument("--out", type=Path, default=Path("benchmarks/results/render.json"))
     args = ap.parse_args(argv)
-    cfg = validate({"name": "bench", "seed": 0, "classes": ["pedestrian", "pallet_jack"], "model": {"weights": "none"},
-                    "render": {"resolution_px": args.resolution, "samples": args.samples,
-                               "motion_blur_prob": args.motion_blur_prob,
-                               "sensor_noise_prob": args.sensor_noise_prob}})["render"]
+    sys.path.insert(0, str(args.code.resolve()))
+    from blender.render import _import_bpy, configure_render, render_frame
+    from blender.spec import sample_scene
+    from pipeline.config import load_config, validate
+
+    if args.config:
+        cfg = load_config(args.config)["render"]
+        cfg["resolution_px"] = args.resolution
+    else:
+        cfg = validate({"name": "bench", "seed": 0, "classes": ["pedestrian", "pallet_jack"], "model": {"weights": "none"},
+                        "render": {"resolution_px": args.resolution, "samples": args.samples,
+                                   "motion_blur_prob": args.motion_blur_prob,
+                                   "sensor_noise_prob": args.sensor_noise_prob}})["render"]
     bpy = _import_bpy()
     bpy.ops.wm.read_factory_settings(use_empty=True)
     configure_render(bpy, cfg)
@@ -59,7 +72,8 @@ def main(argv: list[str] | None = None) -> int:
     wall = time.perf_counter() - t0
     half = len(rss) // 2
     result = {
-        "frames": args.frames, "resolution_px": args.resolution, "samples": args.samples,
+        "frames": args.frames, "resolution_px": args.resolution, "samples": cfg["samples"],
+        "code": str(args.code.resolve()), "config": str(args.config) if args.config else None,
         "wall_s": round(wall, 2), "images_per_minute": round(60 * args.frames / wall, 2),
         "cycles_s": round(sum(cycles_s), 2), "outside_cycles_share": round(1 - sum(cycles_s) / wall, 4),
         "rss_mb_first": round(rss[0], 1), "rss_mb_peak": round(max(rss), 1), "rss_mb_last": round(rss[-1], 1),
@@ -68,7 +82,7 @@ def main(argv: list[str] | None = None) -> int:
         # least-squares slope over the second half: flat memory means ~0
         "rss_slope_mb_per_100_frames_second_half": round(100 * float(np.polyfit(np.arange(half, len(rss)), rss[half:], 1)[0]), 3)
         if len(rss) - half > 1 else 0.0,
-        "config": {k: cfg[k] for k in ("denoise", "max_bounces", "skylight_prob", "windows_per_wall",
+        "render": {k: cfg[k] for k in ("denoise", "max_bounces", "skylight_prob", "windows_per_wall",
                                        "motion_blur_prob", "sensor_noise_prob")},
         "rss_mb_per_frame": [round(r, 1) for r in rss],
         "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "bpy": bpy.app.version_string},

@@ -7,7 +7,8 @@ import bmesh
 import bpy
 from mathutils import Matrix, Vector
 
-from blender.mesh import material, place_object
+from blender.materials import material
+from blender.mesh import place_object
 from blender.spec import ObjectSpec
 
 

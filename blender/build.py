@@ -4,10 +4,11 @@ from __future__ import annotations
 import math
 
 import bpy
-from mathutils import Matrix, Vector
+from mathutils import Vector
 
-from blender.mesh import BLACK, MeshBuilder, material
-from blender.pallet_jack_spec import GRIP_WIDTH_M, TILLER_LENGTH_M, TILLER_PIVOT_M, grip_point
+from blender.materials import BLACK, material
+from blender.mesh import MeshBuilder
+from blender.pallet_jack_build import build_pallet_jack
 from blender.pedestrian_build import animate_gait, build_pedestrian
 from blender.spec import HALL_M, STEEL, CameraSpec, ObjectSpec, SceneSpec, solid_spans
 
@@ -19,37 +20,6 @@ def clear_scene() -> None:
         for block in list(coll):
             coll.remove(block)
     bpy.data.orphans_purge(do_recursive=True)
-
-
-def build_pallet_jack(spec: ObjectSpec) -> bpy.types.Object:
-    """Hand pallet truck facing +y: two forks, chassis, pump, steer wheels, tiller with handle."""
-    p = spec.params
-    mb = MeshBuilder()
-    wear = p["wear"]
-    paint_rgb = tuple(c * (1 - 0.4 * wear) + 0.3 * 0.4 * wear for c in p["color"])
-    paint = material(f"{spec.name}_paint", paint_rgb, 0.35 + 0.5 * wear, noise_scale=25.0 if wear > 0.3 else None)
-    rubber = material(f"{spec.name}_rubber", BLACK, 0.8)
-    steel = material(f"{spec.name}_steel", STEEL, 0.3, metallic=1.0)
-    fl, spread = p["fork_length_m"], p["fork_spread_m"]
-    fork_w = 0.16
-    for side in (-1, 1):
-        x = side * (spread / 2 - fork_w / 2)
-        mb.box((x, -fl / 2, 0.075), (fork_w, fl, 0.06), paint)
-        mb.cylinder((x, -fl + 0.08, 0.04), 0.04, 0.07, rubber, rot=(0, math.pi / 2, 0))
-    mb.box((0, 0.12, 0.12), (spread, 0.24, 0.16), paint)
-    mb.cylinder((0, 0.18, 0.38), 0.07, 0.36, paint)
-    mb.cylinder((0, 0.18, 0.6), 0.05, 0.08, steel)
-    for side in (-1, 1):
-        mb.cylinder((side * 0.07, 0.22, 0.1), 0.1, 0.06, rubber, rot=(0, math.pi / 2, 0))
-    tilt = -p["tiller_angle_rad"]  # leans towards +y, the operator's side
-    pivot = Vector(TILLER_PIVOT_M)
-    rot = Matrix.Rotation(tilt, 4, "X")
-    mb.cylinder(tuple(pivot + rot @ Vector((0, 0, TILLER_LENGTH_M / 2))), 0.022, TILLER_LENGTH_M, paint, rot=(tilt, 0, 0))
-    mb.box(grip_point(p), (GRIP_WIDTH_M, 0.05, 0.1), rubber, rot=(tilt, 0, 0))
-    if p["load"]:
-        mb.box((0, -fl / 2 - 0.05, 0.105 + 0.35), (spread + 0.1, fl * 0.9, 0.7),
-               material(f"{spec.name}_load", p["load_color"], 0.85))
-    return mb.to_object(spec)
 
 
 def build_distractor(spec: ObjectSpec) -> bpy.types.Object:

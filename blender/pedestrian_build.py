@@ -9,7 +9,8 @@ import math
 import bpy
 import numpy as np
 
-from blender.mesh import MeshBuilder, banded_fabric, fabric, material, place_object, skin
+from blender.materials import banded_fabric, fabric, material, skin
+from blender.mesh import MeshBuilder, place_object
 from blender.pedestrian_body import REGIONS, body_mesh
 from blender.spec import ObjectSpec
 

@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 
 from blender.draw import pick, rgb, uniform
-from blender.pallet_jack_spec import GRIP_WIDTH_M, OPERATED_TILLER_RAD, grip_point
+from blender.pallet_jack_spec import CARTONS, GRIP_WIDTH_M, OPERATED_TILLER_RAD, grip_point
 
 POSES = ("standing", "standing", "walking", "walking", "bending", "crouching", "carrying", "reaching")
 # Skin tones from very light to very dark (Fitzpatrick I-VI, linear RGB); a person's tone is a
@@ -20,7 +20,6 @@ CLOTHES = [(0.1, 0.15, 0.35), (0.25, 0.25, 0.25), (0.5, 0.1, 0.1), (0.15, 0.3, 0
            (0.6, 0.55, 0.45), (0.05, 0.05, 0.05), (0.35, 0.25, 0.15), (0.05, 0.08, 0.2)]
 SHOES = [(0.02, 0.02, 0.02), (0.15, 0.08, 0.03), (0.3, 0.3, 0.3)]
 HIVIS = [(0.9, 1.0, 0.0), (1.0, 0.45, 0.0)]
-CARTONS = [(0.55, 0.4, 0.25), (0.7, 0.6, 0.45), (0.45, 0.32, 0.2), (0.85, 0.85, 0.82)]
 HAIR_STYLES = ("short", "short", "short", "bun", "ponytail", "long")  # short: the scalp's own colour
 HELMETS = [(1, 1, 1), (0.95, 0.8, 0.0), (0.9, 0.3, 0.0), (0.1, 0.2, 0.7)]
 

@@ -24,7 +24,7 @@ PALLET_JACK = "pallet_jack"
 # Footprint radius (m) per kind, used to place objects without interpenetration.
 FOOTPRINT_M = {  # >= the largest horizontal reach of the built mesh (tests/test_render.py checks)
     "pedestrian": 0.85,   # anny body: widest stride, deepest bend, a raised arm (0.78 m measured)
-    "pallet_jack": 1.3,   # forks start at the origin; a tilted tiller reaches back
+    "pallet_jack": 1.6,   # forks up to 1.5 m from the origin, a pallet beside them, the tiller or platform behind
     "box": 0.6,
     "cone": 0.26,
     "barrel": 0.3,
@@ -194,7 +194,7 @@ def sample_scene(rng: np.random.Generator, render_cfg: dict[str, Any], frame: st
             if pos is None:
                 continue
             placed.append((*pos, FOOTPRINT_M[category]))
-            params = (pedestrian_params(rng, render_cfg) if category == PEDESTRIAN else pallet_jack_params(rng))
+            params = (pedestrian_params(rng, render_cfg) if category == PEDESTRIAN else pallet_jack_params(rng, render_cfg))
             # Drawn only when a folder is configured: procedural-only datasets stay as they were.
             if files and rng.uniform() < render_cfg["asset_fraction"]:
                 params["asset"] = files[int(rng.integers(len(files)))]

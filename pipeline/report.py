@@ -135,7 +135,7 @@ def build_report(metrics: dict[str, Any], metrics_csv: Path, gt: dict[str, Any],
                  image_root: Path, num_images: int, threshold: float, title: str,
                  prov: dict[str, Any] | None = None, contact_sheet: Path | None = None,
                  summary: dict[str, Any] | None = None, val_csv: Path | None = None,
-                 people_sheet: Path | None = None) -> str:
+                 people_sheet: Path | None = None, jack_sheet: Path | None = None) -> str:
     """The HTML text of the report (all images embedded)."""
     names = {c["id"]: c["name"] for c in gt["categories"]}
     classes = [names[k] for k in sorted(names)]
@@ -199,10 +199,13 @@ def build_report(metrics: dict[str, Any], metrics_csv: Path, gt: dict[str, Any],
         b64 = base64.b64encode(Path(contact_sheet).read_bytes()).decode()
         sheet_html = (f"<h2>Dataset contact sheet</h2><p>Renders (left) and exact ground-truth masks (right).</p>"
                       f"<img src='data:image/png;base64,{b64}'>")
-    if people_sheet is not None:
-        b64 = base64.b64encode(Path(people_sheet).read_bytes()).decode()
-        sheet_html += ("<h2>People sheet</h2><p>Pedestrians across scenes: mask outline, COCO keypoints (green "
-                       f"visible, red hidden).</p><img src='data:image/png;base64,{b64}'>")
+    for path, title, text in ((people_sheet, "People sheet", "Pedestrians across scenes: mask outline, COCO "
+                               "keypoints (green visible, red hidden)."),
+                              (jack_sheet, "Jack sheet", "Pallet jacks across variants, loads and lighting: mask "
+                               "outline (a load on the forks is not part of the jack).")):
+        if path is not None:
+            b64 = base64.b64encode(Path(path).read_bytes()).decode()
+            sheet_html += f"<h2>{title}</h2><p>{text}</p><img src='data:image/png;base64,{b64}'>"
     legend = " ".join(f"<span style='color:rgb{class_color(i)}'>■ {html.escape(n)}</span>"
                       for i, n in names.items())
     return f"""<!doctype html><html><head><meta charset="utf-8"><title>{html.escape(title)}</title>
@@ -248,6 +251,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--image-root", type=Path, required=True)
     ap.add_argument("--contact-sheet", type=Path, help="PNG of renders with masks to embed")
     ap.add_argument("--people-sheet", type=Path, help="PNG of pedestrian crops to embed")
+    ap.add_argument("--jack-sheet", type=Path, help="PNG of pallet jack crops to embed")
     ap.add_argument("--compare", nargs="*", default=[], metavar="NAME=METRICS_JSON",
                     help="other models' metrics: mode_<transfer>, n<images>, zero_shot, real")
     ap.add_argument("--report-cfg", required=True, help="`report` config section as JSON")
@@ -277,7 +281,8 @@ def main(argv: list[str] | None = None) -> int:
     classes = [c["name"] for c in sorted(gt["categories"], key=lambda c: c["id"])]
     text = build_report(metrics, args.metrics_csv, gt, read_json(args.predictions), args.image_root,
                         cfg["num_images"], cfg["draw_score_threshold"], args.title, prov, args.contact_sheet,
-                        summary, args.metrics_csv.parent / "val_metrics.csv", args.people_sheet)
+                        summary, args.metrics_csv.parent / "val_metrics.csv", args.people_sheet,
+                        args.jack_sheet)
     if args.metrics_out:
         write_json(args.metrics_out, {"main": {k: metrics[k] for k in ("bbox", "segm", "num_images")},
                                       "confusion": metrics.get("confusion"), **summary})

@@ -67,7 +67,7 @@ def test_operator_and_carrier_reach_their_targets_with_both_hands():
 
     for i in range(3):
         rng = np.random.default_rng([4, i])
-        p, _ = operator_params(rng, tiny_render_cfg(), pallet_jack_params(rng), "inst_001")
+        p, _ = operator_params(rng, tiny_render_cfg(), pallet_jack_params(rng, tiny_render_cfg()), "inst_001")
         b = body_mesh(p)
         hands = b["vertices"][b["region"] == REGIONS.index("hand")]
         for centre, target in zip((hands[hands[:, 0] < 0].mean(0), hands[hands[:, 0] > 0].mean(0)), p["grip_m"]):
@@ -97,3 +97,35 @@ def test_keypoints_sit_where_coco_puts_them():
     for part in ("eye", "ear", "shoulder", "elbow", "wrist", "hip", "knee", "ankle"):
         assert k[f"left_{part}"][0] < 0 < k[f"right_{part}"][0], part
     assert k["nose"][1] > k["left_ear"][1] + 0.05  # the face looks along +y
+
+
+BODY_SCRIPT = """
+import hashlib, logging, sys
+import numpy as np
+logging.basicConfig(level=logging.INFO)
+from blender.pedestrian_body import body_mesh
+from blender.pedestrian_spec import pedestrian_params
+from tests.conftest import tiny_render_cfg
+b = body_mesh(pedestrian_params(np.random.default_rng(12), tiny_render_cfg()))
+print("HASH" + hashlib.sha256(b["vertices"].tobytes() + b["keypoints"].tobytes()).hexdigest())
+"""
+
+
+def test_two_shards_on_an_empty_cache_build_it_once_and_agree(tmp_path):
+    """Two render processes start at once on an empty anny cache (a fresh machine or cluster): one
+    builds it (and says why the run waits), the other waits on the lock; both make the same body."""
+    import os
+    import subprocess
+    import sys
+
+    from tests.conftest import REPO
+
+    env = {**os.environ, "HANGAR_ANNY_CACHE": str(tmp_path / "anny"), "PYTHONPATH": str(REPO)}
+    procs = [subprocess.Popen([sys.executable, "-c", BODY_SCRIPT], cwd=REPO, env=env, text=True,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE) for _ in range(2)]
+    outs = [p.communicate(timeout=1200) for p in procs]
+    assert all(p.returncode == 0 for p in procs), [err[-2000:] for _, err in outs]
+    hashes = {out.split("HASH")[-1].strip() for out, _ in outs}
+    assert len(hashes) == 1
+    said = ["building the anny body model cache" in err for _, err in outs]
+    assert said.count(True) == 1, said  # one built it, the other waited and read it

@@ -199,7 +199,7 @@ for kind in ("pedestrian", "pallet_jack", *DISTRACTOR_KINDS):
         if kind == "pedestrian":  # every pose, at the far end of its ranges (widest stride, deepest bend)
             params = pedestrian_params(rng, tiny_render_cfg())
             if poses[i % len(poses)] == "operating":  # at a jack's tiller, pushing or pulling
-                params = operator_params(rng, tiny_render_cfg(), pallet_jack_params(rng), "j")[0]
+                params = operator_params(rng, tiny_render_cfg(), pallet_jack_params(rng, tiny_render_cfg()), "j")[0]
             elif poses[i % len(poses)] == "carrying":  # hands and carton as drawn with the pose
                 while params["pose"] != "carrying":
                     params = pedestrian_params(rng, tiny_render_cfg())
@@ -207,13 +207,25 @@ for kind in ("pedestrian", "pallet_jack", *DISTRACTOR_KINDS):
                 params.update(pose=poses[i % len(poses)], arms=["sides", "phone", "hip"][i % 3])
             params.update(swing_deg=30.0, bend_deg=80.0, helmet=params["helmet"] or (1, 1, 1))
         else:
-            params = pallet_jack_params(rng) if kind == "pallet_jack" else distractor_params(rng, kind)
+            params = distractor_params(rng, kind) if kind != "pallet_jack" else pallet_jack_params(
+                rng, tiny_render_cfg(electric_jack_prob=float(i % 2), jack_load_prob=float(i % 3 == 0)))
+            if kind == "pallet_jack":  # every variant, finish, load and the tiller's whole range
+                params["tiller_angle_rad"] = [-0.2, 0.5, 1.3][i % 3]
+                if params["variant"] == "manual":
+                    params["finish"] = ["paint", "galvanised", "stainless"][(i // 2) % 3]
+                else:
+                    params["platform"] = bool(i % 4 == 1)
+                if params["load"]:
+                    params["load"]["cargo"] = ["cartons", "wrapped", "empty"][(i // 3) % 3]
+                    params["fork_length_m"] = [0.8, 1.5][(i // 3) % 2]
         clear_scene()
         obj = BUILDERS.get(kind, build_distractor)(ObjectSpec("o", kind, None, 0, (0.0, 0.0, 0.0), 0.0, params))
         co = np.array([v.co for part in (obj, *obj.children) for v in part.data.vertices])  # a carried carton too
-        r = out.setdefault(kind, {"reach": 0.0, "zmin": []})
+        r = out.setdefault(kind, {"reach": 0.0, "zmin": [], "variants": []})
         r["reach"] = max(r["reach"], float(np.hypot(co[:, 0], co[:, 1]).max()))
         r["zmin"].append(float(co[:, 2].min()))
+        if kind == "pallet_jack":
+            r["variants"].append([params["variant"], params["finish"], (params["load"] or {}).get("cargo")])
 print("EXTENTS" + json.dumps(out))
 """
 
@@ -231,6 +243,9 @@ def test_every_object_kind_stands_on_the_floor_inside_its_footprint():
     for kind, e in extents.items():
         assert max(abs(z) for z in e["zmin"]) < 1e-4, (kind, e["zmin"])
         assert e["reach"] <= FOOTPRINT_M[kind], (kind, e["reach"])
+    variants = {tuple(v) for v in extents["pallet_jack"]["variants"]}
+    assert {v[0] for v in variants} == {"manual", "electric"} and {v[1] for v in variants} >= {"paint", "galvanised", "stainless"}
+    assert {v[2] for v in variants} == {None, "cartons", "wrapped", "empty"}
 
 
 def test_render_device_auto_falls_back_to_cpu_and_says_so(rendered_shard):

@@ -13,7 +13,7 @@ from pipeline.config import merge
 pytestmark = pytest.mark.slow
 REPO = Path(__file__).resolve().parent.parent
 SNAKEMAKE = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile")]
-RULES = {"render", "annotate", "split", "weights", "train", "evaluate", "report", "contact_sheet", "people_sheet", "all"}
+RULES = {"render", "annotate", "split", "weights", "train", "evaluate", "report", "contact_sheet", "crop_sheet", "all"}
 # Smaller than configs/smoke.yaml so the test stays around a minute.
 TINY = {"render": {"shards": 2, "images_per_shard": 2, "resolution_px": [128, 96], "samples": 4},
         "model": {"weights": "none", "min_size_px": 96, "max_size_px": 128},
@@ -54,7 +54,8 @@ def test_smoke_workflow_end_to_end_and_targeted_reruns(tmp_path):
     assert set(metrics) >= {"bbox", "segm", "num_images"} and metrics["num_images"] >= 1
     html = (out / "report/index.html").read_text()
     assert "Dataset contact sheet" in html and (out / "report/contact_sheet.png").is_file()
-    assert "People sheet" in html and (out / "report/people_sheet.png").is_file()
+    assert "People sheet" in html and (out / "report/pedestrian_sheet.png").is_file()
+    assert "Jack sheet" in html and (out / "report/pallet_jack_sheet.png").is_file()
     assert "COCO metrics" in html and "data:image/png;base64," in html and "pallet_jack" in html
     assert planned_rules(tmp_path) == set()
     # An evaluation setting changes: only evaluate and report rerun.

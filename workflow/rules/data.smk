@@ -103,26 +103,38 @@ rule contact_sheet:
         " --max-images {params.max_images} --out {output.png:q} > {log:q} 2>&1"
 
 
-rule people_sheet:
-    """Crops of pedestrians across scenes, with mask outlines and keypoints (snakemake people_sheet): look at it."""
+rule crop_sheet:
+    """Crops of one class across scenes, with mask outlines (and keypoints): people and jack sheets."""
     input:
         expand(f"{OUT}/coco/shard_{{shard}}.json", shard=SHARDS),
     output:
-        png=report(f"{OUT}/report/people_sheet.png", category="Dataset"),
+        png=report(f"{OUT}/report/{{cls}}_sheet.png", category="Dataset"),
     params:
         py=PY,
         root=root_of(0),
-        crops=config["report"]["people_sheet_crops"],
+        crops=config["report"]["crop_sheet_crops"],
     conda:
         ENV
     log:
-        f"{OUT}/logs/people_sheet.log",
+        f"{OUT}/logs/{{cls}}_sheet.log",
     benchmark:
-        f"{OUT}/benchmarks/people_sheet.tsv"
+        f"{OUT}/benchmarks/{{cls}}_sheet.tsv"
     threads: 1
     resources:
         mem_mb=2000,
         runtime=10,
     shell:
-        "{params.py:q} -m pipeline contact-sheet {input:q} --image-root {params.root:q} --crops pedestrian"
+        "{params.py:q} -m pipeline contact-sheet {input:q} --image-root {params.root:q} --crops {wildcards.cls}"
         " --max-images {params.crops} --out {output.png:q} > {log:q} 2>&1"
+
+
+rule people_sheet:
+    """snakemake people_sheet: 24 pedestrians with mask outline and keypoints (report/pedestrian_sheet.png)."""
+    input:
+        f"{OUT}/report/pedestrian_sheet.png",
+
+
+rule jack_sheet:
+    """snakemake jack_sheet: 24 pallet jacks across variants, loads and lighting (report/pallet_jack_sheet.png)."""
+    input:
+        f"{OUT}/report/pallet_jack_sheet.png",

@@ -255,7 +255,8 @@ rule report:
         ann=f"{OUT}/dataset/{EVAL_SPLIT}.json",
         train=rules.split.output.train,
         sheet=rules.contact_sheet.output.png,
-        people=rules.people_sheet.output.png,
+        people=f"{OUT}/report/pedestrian_sheet.png",
+        jacks=f"{OUT}/report/pallet_jack_sheet.png",
         compare=list(COMPARE_METRICS.values()),
     output:
         html=report(f"{OUT}/report/index.html", category="Evaluation"),
@@ -280,6 +281,6 @@ rule report:
     shell:
         "{params.py:q} -m pipeline report --metrics {input.metrics:q} --predictions {input.predictions:q}"
         " --metrics-csv {input.curve:q} --ann {input.ann:q} --train-json {input.train:q} --image-root {params.root:q}"
-        " --contact-sheet {input.sheet:q} --people-sheet {input.people:q} --report-cfg {params.report:q} --title {params.title:q}"
+        " --contact-sheet {input.sheet:q} --people-sheet {input.people:q} --jack-sheet {input.jacks:q} --report-cfg {params.report:q} --title {params.title:q}"
         " --compare {params.compare} --out {output.html:q} --summary {output.summary:q}"
         " --metrics-out {output.metrics:q} > {log:q} 2>&1"
