@@ -62,6 +62,8 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     work = args.work / args.label
     work.mkdir(parents=True, exist_ok=True)
+    sha = subprocess.run(["git", "-C", str(args.code), "rev-parse", "--short", "HEAD"],
+                         capture_output=True, text=True).stdout.strip()  # the code that renders, read before it does
     coco = render_set(args.code.resolve(), args.frames, work, args.seed)
     python = args.venv / "bin" / "python"
     if not python.exists():
@@ -79,8 +81,7 @@ def main(argv: list[str] | None = None) -> int:
     merged["jack_false_alarms"][args.label] = result["jack_false_alarms"]
     merged["jacks"][args.label] = result["jacks"]
     merged["render_s_per_frame"][args.label] = round(float((work / "render_s.txt").read_text()) / args.frames, 1)
-    merged["code"][args.label] = subprocess.run(["git", "-C", str(args.code), "rev-parse", "--short", "HEAD"],
-                                                capture_output=True, text=True).stdout.strip()
+    merged["code"][args.label] = sha
     merged["criteria"] = result["criteria"]
     merged["machine"] = f"{os.cpu_count()} CPU cores (render); BlazePose {result['model']}"
     args.out.parent.mkdir(parents=True, exist_ok=True)

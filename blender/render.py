@@ -160,6 +160,18 @@ def amodal_pixels(bpy, obj, cam_mats: dict[str, Any], width: int, height: int, s
     return int(inside.sum()), int(full.sum())
 
 
+def auto_expose(rgb16: np.ndarray, target: float) -> np.ndarray:
+    """16-bit display-referred render -> 8-bit image whose mean linear luminance is `target` (gain
+    0.5-8, applied in linear light, clipped at white); target 0: only the conversion to 8 bits."""
+    x = rgb16.astype(np.float32) / 65535.0
+    if target > 0:
+        lin = np.where(x <= 0.04045, x / 12.92, ((x + 0.055) / 1.055) ** 2.4)
+        mean = float((lin @ np.array([0.0722, 0.7152, 0.2126], np.float32)).mean())  # BGR (cv2) luminance
+        lin = np.clip(lin * np.clip(target / max(mean, 1e-6), 0.5, 8.0), 0.0, 1.0)
+        x = np.where(lin <= 0.0031308, lin * 12.92, 1.055 * lin ** (1 / 2.4) - 0.055)
+    return np.rint(x * 255.0).astype(np.uint8)
+
+
 def add_sensor_noise(rgb: np.ndarray, sigma: float, seed: int) -> np.ndarray:
     """Signal-dependent Gaussian noise (shot + read noise) on an 8-bit image: std `sigma` grey levels
     at mid-grey, sqrt(0.2 + 0.8 * I / 127.5) times that elsewhere; seeded, so re-renders match."""
@@ -191,13 +203,15 @@ def render_frame(bpy, spec: SceneSpec, shard_dir: Path, seed_key: list[int], kee
         img.media_type = "IMAGE"
         img.file_format = "PNG"
         img.color_mode = "RGB"
-        img.color_depth = "8"
+        img.color_depth = "16"  # auto-exposure gains up to 8x: 8 bits would band in dark halls
         bpy.data.images["Render Result"].save_render(str(tmp), scene=scene)
         img.media_type = "MULTI_LAYER_IMAGE"
         img.color_depth = "32"
-        # Re-encoded without Blender's metadata (render date and times), so the same scene gives the
-        # same bytes; sensor noise, when drawn, is added here.
+        # Re-encoded as 8 bits without Blender's metadata (render date and times), so the same scene
+        # gives the same bytes; auto-exposure and sensor noise (after it, like a sensor's) are applied here.
         rgb = cv2.imread(str(tmp), cv2.IMREAD_UNCHANGED)
+        if rgb is not None:
+            rgb = auto_expose(rgb, spec.exposure_target)
         if spec.sensor_noise and rgb is not None:
             rgb = add_sensor_noise(rgb, **spec.sensor_noise)
         if rgb is None or not cv2.imwrite(str(tmp), rgb):

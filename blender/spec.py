@@ -39,6 +39,7 @@ FLOORS = {
     "epoxy": ([(0.25, 0.4, 0.3), (0.5, 0.5, 0.52), (0.3, 0.35, 0.45), (0.6, 0.2, 0.15)], (0.1, 0.3), 0.0, 0.0),
     "worn": ([(0.4, 0.38, 0.35), (0.3, 0.38, 0.3), (0.5, 0.45, 0.4)], (0.4, 0.8), 2.5, 0.6),
 }
+AE_TARGET = 0.12  # mean linear luminance of a metered frame (the median of 30 default renders before AE: 0.116)
 CAMERA_CLEARANCE_M = 0.5  # the camera stays this far outside every footprint disc
 HALL_M = 30.0  # the hall is HALL_M x HALL_M, centred on the origin
 
@@ -94,6 +95,8 @@ class SceneSpec:
     floor: dict[str, Any] = field(default_factory=dict)
     # Sensor noise added to the 8-bit RGB after rendering: {"sigma": grey levels, "seed": int}; empty = none.
     sensor_noise: dict[str, Any] = field(default_factory=dict)
+    # Camera auto-exposure: mean linear luminance the image is scaled to (0 = off, the render as is).
+    exposure_target: float = 0.0
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dict (tuples become lists)."""
@@ -279,6 +282,9 @@ def sample_scene(rng: np.random.Generator, render_cfg: dict[str, Any], frame: st
     if rng.random() < render_cfg["sensor_noise_prob"]:
         noise = {"sigma": round(_u(rng, render_cfg["sensor_noise_sigma"]), 3),
                  "seed": int(rng.integers(2**31 - 1))}
+    exposure_target = 0.0
+    if render_cfg["auto_exposure"]:  # a camera's metering target, off by an exposure bias like a real AE's
+        exposure_target = round(AE_TARGET * 2 ** _u(rng, render_cfg["exposure_bias_ev"]), 4)
     return SceneSpec(
         frame=frame,
         resolution_px=(int(width), int(height)),
@@ -286,4 +292,5 @@ def sample_scene(rng: np.random.Generator, render_cfg: dict[str, Any], frame: st
         floor_roughness=round(_u(rng, rough), 3),
         wall_color=_rgb(_pick(rng, [(0.7, 0.7, 0.68), (0.55, 0.6, 0.65), (0.8, 0.78, 0.7)])),
         camera=camera, lights=lights, objects=objects, shell=shell, exposure_s=exposure_s, sensor_noise=noise,
+        exposure_target=exposure_target,
         floor={"kind": floor_kind, "noise_scale": noise_scale, "noise_contrast": contrast})
