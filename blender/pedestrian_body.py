@@ -184,58 +184,81 @@ def bone_rotations(pose: str, p: dict[str, Any], flex_axes: dict[str, np.ndarray
     return out
 
 
-def _posed(p: dict[str, Any], rotations: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-    """The body of `p` posed by `rotations`, in the output frame of body_mesh: vertices, rest vertices,
-    keypoints (17, 3) and hand centres (2, 3: left, right; centroid of each hand's vertices)."""
+@functools.lru_cache(maxsize=1)
+def _topology() -> tuple[np.ndarray, np.ndarray]:
+    """Triangles and per-corner UVs: one topology for every body (computed once per process)."""
+    model = body_model()[0]
+    faces = model.get_triangular_faces().numpy()
+    uv = model.texture_coordinates.double().numpy()[model.face_texture_coordinate_indices.numpy()]
+    return faces, uv
+
+
+def _posed_batch(p: dict[str, Any], rotations: list[dict[str, np.ndarray]]) -> list[dict[str, np.ndarray]]:
+    """The body of `p` posed by each of `rotations` (one batched model call), in the output frame of
+    body_mesh: vertices, rest vertices, keypoints (17, 3) and hand centres (2, 3: left, right;
+    centroid of each hand's vertices)."""
     import torch
 
     model, region, _, face = body_model()
-    pheno = {k: float(p["phenotype"][k]) for k in ("gender", "age", "muscle", "weight", "height", "proportions")}
-    pose = {"root": torch.eye(4, dtype=torch.float64)[None]}
-    for bone, mat in rotations.items():
-        pose[bone] = torch.from_numpy(mat)[None]
+    n = len(rotations)
+    pheno = {k: torch.full((n,), float(p["phenotype"][k]), dtype=torch.float64)
+             for k in ("gender", "age", "muscle", "weight", "height", "proportions")}
+    pose = {"root": torch.eye(4, dtype=torch.float64).repeat(n, 1, 1)}
+    for bone in sorted({b for r in rotations for b in r}):
+        pose[bone] = torch.from_numpy(np.stack([r.get(bone, np.eye(4)) for r in rotations]))
     with torch.no_grad():
         out = model(pose_parameters=pose, phenotype_kwargs=pheno)
-    rest = out["rest_vertices"][0].double().numpy()
-    verts = out["vertices"][0].double().numpy()
-    heads = dict(zip(model.bone_labels, out["bone_poses"][0][:, :3, 3].double().numpy()))
-    keypoints = np.array([verts[face[k]] if k in face else heads[KEYPOINT_BONES[k]] for k in KEYPOINTS])
     hand = region == REGIONS.index("hand")
-    palms = np.array([verts[hand & (verts[:, 0] * sign > 0)].mean(axis=0) for sign in (1, -1)])  # L is +x here
-    # scaled to height_m and turned 180 degrees about z (face +y like every object here); feet on z=0
-    flip = np.array([-1.0, -1.0, 1.0]) * (p["height_m"] / (rest[:, 2].max() - rest[:, 2].min()))
-    verts, rest, keypoints, palms = verts * flip, rest * flip, keypoints * flip, palms * flip
-    floor = verts[:, 2].min()
-    for a in (verts, keypoints, palms):
-        a[:, 2] -= floor
-    rest[:, 2] -= rest[:, 2].min()
-    return {"vertices": verts, "rest": rest, "keypoints": keypoints, "palms": palms}
+    bodies = []
+    for i in range(n):
+        rest = out["rest_vertices"][i].double().numpy()
+        verts = out["vertices"][i].double().numpy()
+        heads = dict(zip(model.bone_labels, out["bone_poses"][i][:, :3, 3].double().numpy()))
+        keypoints = np.array([verts[face[k]] if k in face else heads[KEYPOINT_BONES[k]] for k in KEYPOINTS])
+        palms = np.array([verts[hand & (verts[:, 0] * sign > 0)].mean(axis=0) for sign in (1, -1)])  # L is +x here
+        # scaled to height_m and turned 180 degrees about z (face +y like every object here); feet on z=0
+        flip = np.array([-1.0, -1.0, 1.0]) * (p["height_m"] / (rest[:, 2].max() - rest[:, 2].min()))
+        verts, rest, keypoints, palms = verts * flip, rest * flip, keypoints * flip, palms * flip
+        floor = verts[:, 2].min()
+        for a in (verts, keypoints, palms):
+            a[:, 2] -= floor
+        rest[:, 2] -= rest[:, 2].min()
+        bodies.append({"vertices": verts, "rest": rest, "keypoints": keypoints, "palms": palms})
+    return bodies
 
 
 def reach(p: dict[str, Any], targets: np.ndarray, iterations: int = 12) -> tuple[dict[str, float], float]:
     """Arm angles (shoulder swing, elbow flexion, arm lowering, degrees) of the pose `p["pose"]`
     (operating, carrying) that put both hands on `targets` (2, 3: left, right, in body_mesh's frame;
     a hand's centre is the centroid of its vertices), by damped Gauss-Newton on the rig's forward
-    kinematics; returns them and the larger remaining palm distance (m)."""
+    kinematics (each step's point and finite differences in one batched call); returns them and the
+    larger remaining palm distance (m)."""
     _, _, flex_axes, _ = body_model()
-    x = np.array([-45.0, 25.0, p.get("arm_down_deg", 42.0) - 8.0])
     lo, hi = np.array([-100.0, 0.0, 5.0]), np.array([10.0, 120.0, 60.0])
 
-    def residual(v: np.ndarray) -> np.ndarray:
-        q = dict(p, reach_deg=[float(a) for a in v])
-        return (_posed(p, bone_rotations(p["pose"], q, flex_axes))["palms"] - targets).ravel()
+    def residuals(x: np.ndarray, jacobian: bool) -> tuple[np.ndarray, np.ndarray | None]:
+        """Residual at x and, if asked, the Jacobian (per degree) by forward differences."""
+        points = [x] + ([x + np.eye(3)[k] for k in range(3)] if jacobian else [])
+        res = [(b["palms"] - targets).ravel() for b in _posed_batch(
+            p, [bone_rotations(p["pose"], dict(p, reach_deg=[float(a) for a in v]), flex_axes) for v in points])]
+        return res[0], np.stack([res[k + 1] - res[0] for k in range(3)], axis=1) if jacobian else None
 
-    r = residual(x)
+    x = np.array([-45.0, 25.0, p.get("arm_down_deg", 42.0) - 8.0])
+    r, jac = residuals(x, True)
+    fresh = True  # the Jacobian is nearly constant: reuse it, re-estimate only when a step fails
     for _ in range(iterations):
-        jac = np.stack([(residual(x + np.eye(3)[k]) - r) for k in range(3)], axis=1)  # per degree
+        if np.abs(r).max() < 0.008:  # within 8 mm on every axis: a hand on a grip or a carton's side
+            break
         step = np.linalg.solve(jac.T @ jac + 1e-4 * np.eye(3), -jac.T @ r)
         x_new = np.clip(x + np.clip(step, -25, 25), lo, hi)
-        r_new = residual(x_new)
-        if np.linalg.norm(r_new) >= np.linalg.norm(r) - 1e-5:
-            break
-        x, r = x_new, r_new
-        if np.abs(r).max() < 0.005:
-            break
+        r_new, _ = residuals(x_new, False)
+        if np.linalg.norm(r_new) >= np.linalg.norm(r) - 0.001:  # no real progress
+            if fresh:
+                break
+            r, jac = residuals(x, True)
+            fresh = True
+            continue
+        x, r, fresh = x_new, r_new, False
     return {"swing": float(x[0]), "elbow": float(x[1]), "down": float(x[2])}, float(
         np.linalg.norm(r.reshape(2, 3), axis=1).max())
 
@@ -246,17 +269,16 @@ def body_mesh(p: dict[str, Any]) -> dict[str, np.ndarray]:
     (clothing is laid out on it, so a vest stays a vest when the person bends); keypoints (17,3) in
     COCO's order; palms (2,3): hand centres; reach_deg: the arm angles solved for grip_m (or empty). A person operating a jack or carrying a carton reaches
     with both hands to `p["grip_m"]`; an operator also steps to close what the arms cannot."""
-    model, region, flex_axes, _ = body_model()
+    _, region, flex_axes, _ = body_model()
     if p["pose"] in ("operating", "carrying") and p.get("grip_m") and "reach_deg" not in p:
         angles, _ = reach(p, np.array(p["grip_m"]))
         p = dict(p, reach_deg=[angles["swing"], angles["elbow"], angles["down"]])
-    body = _posed(p, bone_rotations(p["pose"], p, flex_axes))
+    body = _posed_batch(p, [bone_rotations(p["pose"], p, flex_axes)])[0]
+    faces, uv = _topology()
     if p["pose"] == "operating" and p.get("grip_m"):  # the step the arms could not close: the whole body steps
         shift = (np.array(p["grip_m"]) - body["palms"]).mean(axis=0) * (1.0, 1.0, 0.0)
         for key in ("vertices", "keypoints", "palms"):
             body[key] = body[key] + shift
-    faces = model.get_triangular_faces().numpy()
-    uv = model.texture_coordinates.double().numpy()[model.face_texture_coordinate_indices.numpy()]
     return {"vertices": body["vertices"].astype(np.float32), "faces": faces.astype(np.int32),
             "uv": uv.astype(np.float32), "region": region.astype(np.int8), "rest": body["rest"].astype(np.float32),
             "keypoints": body["keypoints"].astype(np.float32), "palms": body["palms"].astype(np.float32),

@@ -220,7 +220,13 @@ def build_pedestrian(spec: ObjectSpec) -> bpy.types.Object:
         uv = np.concatenate([uv, np.zeros((len(f), 3, 2), np.float32)])
         index = np.concatenate([index, np.full(len(f), len(mats) - 1 if kind == "helmet" else HAIR_SLOT)])
     mesh = bpy.data.meshes.new(spec.name)
-    mesh.from_pydata(verts.tolist(), [], faces.tolist())
+    mesh.vertices.add(len(verts))  # from arrays: from_pydata's lists cost ~0.2 s per body
+    mesh.vertices.foreach_set("co", verts.astype(np.float32).ravel())
+    mesh.loops.add(3 * len(faces))
+    mesh.loops.foreach_set("vertex_index", faces.astype(np.int32).ravel())
+    mesh.polygons.add(len(faces))
+    mesh.polygons.foreach_set("loop_start", np.arange(0, 3 * len(faces), 3, dtype=np.int32))
+    mesh.update(calc_edges=True)
     layer = mesh.uv_layers.new(name="UVMap")
     layer.data.foreach_set("uv", uv.reshape(-1))
     for mat in mats:

@@ -78,7 +78,7 @@ def test_operator_and_carrier_reach_their_targets_with_both_hands():
     while carrier["pose"] != "carrying":
         carrier = pedestrian_params(rng, tiny_render_cfg())
     b = body_mesh(carrier)
-    assert np.linalg.norm(b["palms"] - np.array(carrier["grip_m"]), axis=1).max() < 0.03
+    assert np.linalg.norm(b["palms"] - np.array(carrier["grip_m"]), axis=1).max() < 0.05  # drawn from rough anthropometry
     assert 0.45 * carrier["height_m"] < b["palms"][:, 2].mean() < 0.7 * carrier["height_m"]  # waist height
 
 
