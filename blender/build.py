@@ -4,10 +4,12 @@ from __future__ import annotations
 import math
 
 import bpy
-from mathutils import Vector
+import numpy as np
+from mathutils import Matrix, Vector
 
-from blender.materials import BLACK, material
+from blender.materials import BLACK, film, material
 from blender.mesh import MeshBuilder
+from blender.pallet_build import add_cargo, add_pallet
 from blender.pallet_jack_build import build_pallet_jack
 from blender.pedestrian_build import animate_gait, build_pedestrian
 from blender.spec import HALL_M, STEEL, CameraSpec, ObjectSpec, SceneSpec, solid_spans
@@ -26,7 +28,7 @@ def build_distractor(spec: ObjectSpec) -> bpy.types.Object:
     """Context objects and occluders: box, cone, barrel, pallet stack, racking."""
     p = spec.params
     mb = MeshBuilder()
-    mat = material(f"{spec.name}_mat", p["color"], 0.7)
+    mat = material(f"{spec.name}_mat", p.get("color", (0.5, 0.5, 0.5)), 0.7)
     if spec.kind == "box":
         sx, sy, sz = p["size_m"]
         mb.box((0, 0, sz / 2), (sx, sy, sz), mat)
@@ -37,12 +39,12 @@ def build_distractor(spec: ObjectSpec) -> bpy.types.Object:
     elif spec.kind == "barrel":
         mb.cylinder((0, 0, 0.45), 0.29, 0.9, mat, segments=24)
     elif spec.kind == "pallet":
-        for level in range(p["stack"]):
-            z0 = level * 0.144
-            for x in (-0.5, 0.0, 0.5):
-                mb.box((x, 0, z0 + 0.05), (0.1, 1.2, 0.1), mat)
-            for y in (-0.5, -0.25, 0.0, 0.25, 0.5):
-                mb.box((0, y, z0 + 0.122), (1.2, 0.1, 0.022), mat)
+        deck = 0.0
+        for _ in range(p["stack"]):
+            deck = add_pallet(mb, spec.name, p["load"], (0.0, 0.0), deck)
+        add_cargo(mb, spec.name, p["load"], (0.0, 0.0), deck)
+    elif spec.kind == "clutter":
+        _clutter(mb, spec)
     elif spec.kind == "post":
         h = p["height_m"]
         mb.box((0, 0, h / 2), (0.25, 0.25, h), mat)  # steel column
@@ -54,20 +56,63 @@ def build_distractor(spec: ObjectSpec) -> bpy.types.Object:
     elif spec.kind == "forklift":
         _forklift(mb, spec, mat)
     elif spec.kind == "rack":
-        w, levels = p["width_m"], p["levels"]
-        height = 1.3 * levels + 0.3
-        for x in (-w / 2, w / 2):
-            for y in (-0.5, 0.5):
-                mb.box((x, y, height / 2), (0.08, 0.08, height), mat)
-        beam = material(f"{spec.name}_beam", (0.9, 0.45, 0.0), 0.5)
-        cargo = material(f"{spec.name}_cargo", (0.55, 0.4, 0.25), 0.85)
-        for level in range(levels):
-            z = 0.15 + 1.3 * level
-            mb.box((0, 0, z), (w, 1.0, 0.1), beam)
-            mb.box((0, 0, z + 0.4), (w * 0.8, 0.85, 0.7), cargo)
+        _rack(mb, spec, mat)
     else:
         raise ValueError(f"unknown object kind {spec.kind!r}")
     return mb.to_object(spec)
+
+
+def _rack(mb: MeshBuilder, spec: ObjectSpec, upright) -> None:
+    """Pallet racking bay: two upright frames (posts, horizontal and diagonal bracing), a pair of beams
+    per level with location labels, optional wire decks, EUR pallets with cartons in the slots."""
+    p = spec.params
+    w, levels = p["width_m"], p["levels"]
+    height = 1.3 * levels + 0.3
+    for x in (-w / 2, w / 2):
+        for y in (-0.5, 0.5):
+            mb.box((x, y, height / 2), (0.08, 0.08, height), upright)
+        for k in range(int(height / 0.6)):  # frame bracing: horizontals and zigzag diagonals
+            z = 0.3 + 0.6 * k
+            mb.cylinder((x, 0, z), 0.015, 1.0, upright, rot=(math.pi / 2, 0, 0))
+            mb.cylinder((x, 0, z + 0.3), 0.012, math.hypot(1.0, 0.6), upright,
+                        rot=(math.pi / 2 - math.atan2(0.6, 1.0) * (1 if k % 2 else -1), 0, 0))
+    beam = material(f"{spec.name}_beam", p["beam_color"], 0.5)
+    label = material(f"{spec.name}_label", (0.92, 0.92, 0.9), 0.5)
+    deck_mat = material(f"{spec.name}_deck", (0.6, 0.6, 0.62), 0.4, metallic=0.8)
+    for level in range(levels):
+        z = 0.15 + 1.3 * level
+        for y in (-0.47, 0.47):
+            mb.box((0, y, z), (w, 0.05, 0.1), beam)
+            for x in (-w / 4, w / 4):
+                mb.box((x, y + 0.026 * (1 if y > 0 else -1), z), (0.12, 0.002, 0.06), label)
+        if p["wire_deck"]:  # wire mesh panels: channels across, wires along
+            for x in np.linspace(-w / 2 + 0.1, w / 2 - 0.1, 6):
+                mb.box((x, 0, z + 0.055), (0.03, 0.94, 0.01), deck_mat)
+            for y in np.linspace(-0.42, 0.42, 9):
+                mb.cylinder((0, y, z + 0.062), 0.003, w - 0.1, deck_mat, rot=(0, math.pi / 2, 0), segments=6)
+        for k, x in enumerate((-w / 4, w / 4)):
+            load = p["slots"][2 * level + k]
+            if load:
+                deck = add_pallet(mb, f"{spec.name}_{level}{k}", load, (x, 0.0), z + 0.05)
+                add_cargo(mb, f"{spec.name}_{level}{k}", load, (x, 0.0), deck, max_height_m=1.3 - 0.35)
+
+
+def _clutter(mb: MeshBuilder, spec: ObjectSpec) -> None:
+    """Flat things on the floor: tyre marks (a pair of dark strips), stains, dropped straps or wrap."""
+    for k, m in enumerate(spec.params["marks"]):
+        frame = Matrix.Translation((*m["xy"], 0.0)) @ Matrix.Rotation(m["yaw"], 4, "Z")
+        color = m["color"] if m["kind"] in ("strap", "wrap") else (0.04, 0.04, 0.04) if m["kind"] == "tyre" else (0.12, 0.1, 0.08)
+        mat = material(f"{spec.name}_{k}", color, 0.3 if m["kind"] == "stain" else 0.7)
+        if m["kind"] == "tyre":
+            for side in (-1, 1):
+                mb.box((side * 0.1, 0, 0.0006), (0.08, m["length_m"], 0.001), mat, pre=frame)
+        elif m["kind"] == "stain":
+            mb.cylinder((0, 0, 0.0006), m["size_m"], 0.001, mat, pre=frame, segments=12)
+        elif m["kind"] == "strap":
+            mb.box((0, 0, 0.002), (0.03, m["length_m"], 0.004), mat, pre=frame)
+        else:  # a crumpled piece of stretch wrap
+            mb.hull([(m["size_m"] * math.cos(a) * (0.6 + 0.4 * (j % 2)), m["size_m"] * math.sin(a) * 0.6, 0.04 * (j % 3) / 2)
+                     for j, a in enumerate(np.linspace(0, 2 * math.pi, 9)[:-1])], film(f"{spec.name}_{k}_film"), pre=frame)
 
 
 def _forklift(mb: MeshBuilder, spec: ObjectSpec, paint) -> None:

@@ -2,13 +2,15 @@
 their params drawn from the seeded rng (pure data)."""
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
 
 from blender.draw import pick as _pick, rgb as _rgb, uniform as _u
+from blender.pallet_jack_spec import pallet_load
 
-DISTRACTOR_KINDS = ("box", "cone", "barrel", "pallet", "rack", "forklift", "post")
+DISTRACTOR_KINDS = ("box", "cone", "barrel", "pallet", "rack", "forklift", "post", "clutter")
 STEEL = (0.45, 0.45, 0.47)  # steel parts of posts, forklifts, jacks and roof beams
 
 
@@ -22,11 +24,25 @@ def distractor_params(rng: np.random.Generator, kind: str) -> dict[str, Any]:
         return {"height_m": round(_u(rng, (0.45, 0.75)), 3), "color": (1.0, 0.3, 0.0)}
     if kind == "barrel":
         return {"height_m": 0.9, "color": _rgb(_pick(rng, [(0.1, 0.2, 0.6), (0.05, 0.4, 0.1), (0.6, 0.1, 0.1)]))}
-    if kind == "pallet":
-        return {"stack": int(rng.integers(1, 4)), "color": (0.55, 0.42, 0.28)}
-    if kind == "rack":
-        return {"levels": int(rng.integers(2, 4)), "width_m": round(_u(rng, (2.0, 2.8)), 3),
-                "color": _rgb(_pick(rng, [(0.05, 0.2, 0.6), (0.9, 0.4, 0.0)]))}
+    if kind == "pallet":  # a stack of empty pallets, or one pallet with its cargo, on the floor
+        stack = int(rng.integers(1, 5))
+        return {"stack": stack, "load": pallet_load(rng, _pick(rng, ["EUR", "EUR", "GMA"]), "empty" if stack > 1 else None)}
+    if kind == "rack":  # pallet racking: upright frames, beams with location labels, wire decks, pallets
+        levels = int(rng.integers(2, 4))
+        return {"levels": levels, "width_m": round(_u(rng, (2.0, 2.8)), 3),
+                "color": _rgb(_pick(rng, [(0.05, 0.2, 0.6), (0.9, 0.4, 0.0)])),
+                "beam_color": _rgb(_pick(rng, [(0.9, 0.45, 0.0), (0.95, 0.7, 0.02)])),
+                "wire_deck": bool(rng.random() < 0.5),
+                "slots": [pallet_load(rng, "EUR", _pick(rng, ["cartons", "wrapped"])) if rng.random() < 0.75 else None
+                          for _ in range(2 * levels)]}
+    if kind == "clutter":  # on the floor: tyre marks, stains, dropped straps or wrap
+        marks = [{"xy": [round(_u(rng, (-0.3, 0.3)), 3), round(_u(rng, (-0.3, 0.3)), 3)],
+                  "yaw": round(_u(rng, (0.0, math.pi)), 3), "length_m": round(_u(rng, (0.6, 1.2)), 3),
+                  "kind": _pick(rng, ["tyre", "tyre", "stain", "strap", "wrap"]),
+                  "size_m": round(_u(rng, (0.12, 0.45)), 3),
+                  "color": _rgb(_pick(rng, [(0.05, 0.05, 0.05), (0.15, 0.12, 0.1), (0.9, 0.9, 0.9), (0.1, 0.2, 0.7)]))}
+                 for _ in range(int(rng.integers(1, 5)))]
+        return {"marks": marks}
     if kind == "post":
         return {"height_m": round(_u(rng, (2.5, 6.0)), 3), "color": _rgb(_pick(rng, [STEEL, (0.9, 0.75, 0.05)])),
                 "guard": bool(rng.random() < 0.6)}

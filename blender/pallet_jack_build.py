@@ -9,12 +9,12 @@ from __future__ import annotations
 import math
 
 import bpy
-import numpy as np
 from mathutils import Matrix, Vector
 
-from blender.materials import BLACK, cardboard, chrome, film, material, painted_metal, rubber, wood
+from blender.materials import BLACK, chrome, material, painted_metal, rubber
 from blender.mesh import MeshBuilder
-from blender.pallet_jack_spec import GRIP_WIDTH_M, PALLET_HEIGHT_M, PALLETS, TILLER, grip_point
+from blender.pallet_build import add_cargo, add_pallet
+from blender.pallet_jack_spec import GRIP_WIDTH_M, PALLETS, TILLER, grip_point
 from blender.spec import ObjectSpec
 
 TINE_W, TINE_H = 0.16, 0.05
@@ -124,44 +124,11 @@ def _load(spec: ObjectSpec, jack: bpy.types.Object) -> bpy.types.Object:
     """Pallet on the forks (forks in its entries, its deck on the forks when raised) with cartons,
     optionally stretch-wrapped: one unlabelled object moving with the jack."""
     p, load = spec.params, spec.params["load"]
-    rng = np.random.default_rng(load["seed"])
-    w, length = PALLETS[load["pallet"]]
-    cy = -0.02 - length / 2  # the near end just clear of the chassis
+    centre = (0.0, -0.02 - PALLETS[load["pallet"]][1] / 2)  # the near end just clear of the chassis
+    entry_top = 0.1 if load["pallet"] == "EUR" else 0.105  # underside of the deck above the entries
     mb = MeshBuilder()
-    board = wood(f"{spec.name}_wood", load["wood"], load["wood_wear"])
-    if load["pallet"] == "EUR":  # blocks, bottom boards along the forks, stringer boards across, top deck
-        z0 = max(0.0, p["fork_height_m"] - 0.1)
-        for x in (-w / 2 + 0.05, 0.0, w / 2 - 0.05):
-            mb.box((x, cy, z0 + 0.011), (0.145 if x == 0 else 0.1, length, 0.022), board)
-            for y in (cy - length / 2 + 0.0725, cy, cy + length / 2 - 0.0725):
-                mb.box((x, y, z0 + 0.061), (0.145 if x == 0 else 0.1, 0.145, 0.078), board)
-        for y in (cy - length / 2 + 0.0725, cy, cy + length / 2 - 0.0725):
-            mb.box((0, y, z0 + 0.111), (w, 0.145, 0.022), board)
-        xs = np.linspace(-w / 2 + 0.0725, w / 2 - 0.0725, 5)
-        for x in xs:
-            mb.box((x, cy, z0 + 0.133), (0.145 if abs(x) > 0.2 or x == 0 else 0.1, length, 0.022), board)
-        deck = z0 + PALLET_HEIGHT_M
-    else:  # GMA stringer pallet: three stringers along the forks, deck boards across
-        z0 = max(0.0, p["fork_height_m"] - 0.105)
-        for x in (-w / 2 + 0.019, 0.0, w / 2 - 0.019):
-            mb.box((x, cy, z0 + 0.0525), (0.038, length, 0.105), board)
-        for y in np.linspace(cy - length / 2 + 0.045, cy + length / 2 - 0.045, 7):
-            mb.box((0, y, z0 + 0.113), (w, 0.089, 0.016), board)
-        deck = z0 + 0.121
-    if load["cargo"] != "empty":
-        box_mat, tape = cardboard(f"{spec.name}_cartons", load["carton"]), material(f"{spec.name}_tape", (0.6, 0.45, 0.25), 0.3)
-        nx, ny = (2, 3) if w < 0.9 else (3, 3)
-        cw, cl, ch = w / nx, length / ny, float(rng.uniform(0.25, 0.4))
-        for layer in range(load["layers"]):
-            for i in range(nx):
-                for j in range(ny):
-                    sx, sy = cw * rng.uniform(0.9, 0.98), cl * rng.uniform(0.9, 0.98)
-                    c = (-w / 2 + (i + 0.5) * cw, cy - length / 2 + (j + 0.5) * cl, deck + (layer + 0.5) * ch)
-                    mb.box(c, (sx, sy, ch * 0.98), box_mat, rot=(0, 0, float(rng.uniform(-0.03, 0.03))))
-                    mb.box((c[0], c[1], c[2] + ch * 0.49), (0.05, sy + 0.002, 0.003), tape)
-        if load["cargo"] == "wrapped":
-            h = load["layers"] * ch
-            mb.box((0, cy, deck + h / 2), (w + 0.02, length + 0.02, h + 0.01), film(f"{spec.name}_film"))
+    deck = add_pallet(mb, f"{spec.name}_load", load, centre, max(0.0, p["fork_height_m"] - entry_top))
+    add_cargo(mb, f"{spec.name}_load", load, centre, deck)
     obj = mb.to_object(ObjectSpec(f"{spec.name}_load", "load", None, 0, (0.0, 0.0, 0.0), 0.0))
     obj.parent = jack  # moves (and blurs) with the jack; its own name keeps it out of the jack's mask
     return obj

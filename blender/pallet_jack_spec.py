@@ -20,7 +20,6 @@ TILLER = {"manual": ((0.0, 0.18, 0.62), 1.09), "electric": ((0.0, 0.3, 0.78), 0.
 GRIP_WIDTH_M = 0.32
 OPERATED_TILLER_RAD = (0.95, 1.3)  # pulled down towards the operator: grip 0.92-1.23 m above the floor
 PALLETS = {"EUR": (0.8, 1.2), "GMA": (1.016, 1.219)}  # width (x) x length (y, along the forks), metres
-PALLET_HEIGHT_M = 0.144
 CARTONS = [(0.55, 0.4, 0.25), (0.55, 0.4, 0.25), (0.7, 0.6, 0.45), (0.45, 0.32, 0.2), (0.85, 0.85, 0.82)]  # kraft brown mostly
 
 
@@ -57,12 +56,16 @@ def pallet_jack_params(rng: np.random.Generator, render_cfg: dict[str, Any]) -> 
     }
     if rng.random() < render_cfg["jack_load_prob"]:
         # EUR block pallets take forks up to 0.6 m wide in their entries; wider forks go under a GMA.
-        pallet = pick(rng, sorted(PALLETS)) if params["fork_spread_m"] <= 0.6 else "GMA"
-        params["load"] = {"pallet": pallet, "cargo": pick(rng, ["cartons", "cartons", "wrapped", "empty"]),
-                          "layers": int(rng.integers(1, 4)), "carton": rgb(pick(rng, CARTONS)),
-                          "wood": rgb(np.array((0.55, 0.42, 0.28)) * uniform(rng, (0.75, 1.1))),
-                          "wood_wear": round(uniform(rng, (0.0, 1.0)), 3), "seed": int(rng.integers(2**31 - 1))}
+        params["load"] = pallet_load(rng, pick(rng, sorted(PALLETS)) if params["fork_spread_m"] <= 0.6 else "GMA")
     return params
+
+
+def pallet_load(rng: np.random.Generator, pallet: str, cargo: str | None = None) -> dict[str, Any]:
+    """A pallet (EUR or GMA) and its cargo: 1-3 layers of cartons, stretch-wrapped, or empty."""
+    return {"pallet": pallet, "cargo": cargo or pick(rng, ["cartons", "cartons", "wrapped", "empty"]),
+            "layers": int(rng.integers(1, 4)), "carton": rgb(pick(rng, CARTONS)),
+            "wood": rgb(np.array((0.55, 0.42, 0.28)) * uniform(rng, (0.75, 1.1))),
+            "wood_wear": round(uniform(rng, (0.0, 1.0)), 3), "seed": int(rng.integers(2**31 - 1))}
 
 
 def grip_point(params: dict[str, Any]) -> tuple[float, float, float]:

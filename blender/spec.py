@@ -32,6 +32,7 @@ FOOTPRINT_M = {  # >= the largest horizontal reach of the built mesh (tests/test
     "rack": 1.6,
     "forklift": 1.75,
     "post": 0.3,
+    "clutter": 1.1,       # flat marks reaching 0.6 m from a centre up to 0.42 m off the origin
 }
 # Floor finishes: (colour choices, roughness range, noise scale (0: plain), noise contrast)
 FLOORS = {
