@@ -105,9 +105,9 @@ def _clutter(mb: MeshBuilder, spec: ObjectSpec) -> None:
         mat = material(f"{spec.name}_{k}", color, 0.3 if m["kind"] == "stain" else 0.7)
         if m["kind"] == "tyre":
             for side in (-1, 1):
-                mb.box((side * 0.1, 0, 0.0006), (0.08, m["length_m"], 0.001), mat, pre=frame)
+                mb.box((side * 0.1, 0, 0.0005), (0.08, m["length_m"], 0.001), mat, pre=frame)
         elif m["kind"] == "stain":
-            mb.cylinder((0, 0, 0.0006), m["size_m"], 0.001, mat, pre=frame, segments=12)
+            mb.cylinder((0, 0, 0.0005), m["size_m"], 0.001, mat, pre=frame, segments=12)
         elif m["kind"] == "strap":
             mb.box((0, 0, 0.002), (0.03, m["length_m"], 0.004), mat, pre=frame)
         else:  # a crumpled piece of stretch wrap

@@ -44,8 +44,9 @@ class MeshBuilder:
         m = pre or Matrix()
         verts = [self.bm.verts.new(m @ Vector(p)) for p in points]
         out = bmesh.ops.convex_hull(self.bm, input=verts)
-        for v in out.get("geom_interior", []) + out.get("geom_unused", []):
-            if isinstance(v, bmesh.types.BMVert):
+        for v in {v for v in out.get("geom_interior", []) + out.get("geom_unused", [])
+                  if isinstance(v, bmesh.types.BMVert)}:
+            if v.is_valid:
                 self.bm.verts.remove(v)
         self._tag([v for v in verts if v.is_valid], mat)
 
