@@ -62,8 +62,11 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     work = args.work / args.label
     work.mkdir(parents=True, exist_ok=True)
-    sha = subprocess.run(["git", "-C", str(args.code), "rev-parse", "--short", "HEAD"],
-                         capture_output=True, text=True).stdout.strip()  # the code that renders, read before it does
+    stamp = work / "code.txt"  # the commit that rendered, read before it does (a rerun of the pose step keeps it)
+    if not (work / "coco.json").exists() or not stamp.exists():
+        stamp.write_text(subprocess.run(["git", "-C", str(args.code), "rev-parse", "--short", "HEAD"],
+                                        capture_output=True, text=True).stdout.strip() + "\n")
+    sha = stamp.read_text().strip()
     coco = render_set(args.code.resolve(), args.frames, work, args.seed)
     python = args.venv / "bin" / "python"
     if not python.exists():
@@ -74,8 +77,9 @@ def main(argv: list[str] | None = None) -> int:
                     "--sheet", str(args.out.parent / f"people_{args.label}.png")], check=True)
     result = json.loads(scored.read_text())
     merged = json.loads(args.out.read_text()) if args.out.exists() else {}
-    for key in ("recognised", "n", "jack_false_alarms", "jacks", "render_s_per_frame", "code"):
+    for key in ("recognised", "n", "jack_false_alarms", "jacks", "render_s_per_frame", "code", "by_frame"):
         merged.setdefault(key, {})
+    merged["by_frame"][args.label] = result["by_frame"]
     merged["recognised"][args.label] = result["recognised"]
     merged["n"][args.label] = result["n"]
     merged["jack_false_alarms"][args.label] = result["jack_false_alarms"]

@@ -70,6 +70,7 @@ def main(argv: list[str] | None = None) -> int:
     names = {c["id"]: c["name"] for c in coco["categories"]}
     images = {im["id"]: im for im in coco["images"]}
     counts = {"pedestrian": [0, 0], "pallet_jack": [0, 0]}
+    sharpness = {"sharp": [0, 0], "motion_blurred": [0, 0]}  # pedestrians, by whether the frame has motion blur
     tiles: list[np.ndarray] = []
     with mp.solutions.pose.Pose(static_image_mode=True, model_complexity=1) as pose:
         for ann in sorted(coco["annotations"], key=lambda a: (a["image_id"], a["id"])):
@@ -82,6 +83,12 @@ def main(argv: list[str] | None = None) -> int:
             hit, pts = recognised(pose, cv2.cvtColor(patch, cv2.COLOR_BGR2RGB), box)
             counts[name][0] += hit
             counts[name][1] += 1
+            meta = args.coco.parent / Path(images[ann["image_id"]]["file_name"]).parent.parent / "meta" / \
+                f"{images[ann['image_id']]['frame']}.json"
+            if name == "pedestrian" and meta.is_file():
+                blurred = json.loads(meta.read_text())["scene"].get("exposure_s", 0) > 0
+                sharpness["motion_blurred" if blurred else "sharp"][0] += hit
+                sharpness["motion_blurred" if blurred else "sharp"][1] += 1
             if name == "pedestrian":
                 tile = patch.copy()
                 for x, y in pts:
@@ -91,6 +98,7 @@ def main(argv: list[str] | None = None) -> int:
     ped, jack = counts["pedestrian"], counts["pallet_jack"]
     result = {"recognised": round(ped[0] / ped[1], 3) if ped[1] else None, "n": ped[1],
               "jack_false_alarms": jack[0], "jacks": jack[1],
+              "by_frame": {k: {"recognised": round(h / n, 3) if n else None, "n": n} for k, (h, n) in sharpness.items()},
               "criteria": {"crop_px": CROP_PX, "crop_scale": SCALE, "min_box_height_px": MIN_H,
                            "min_visibility": MIN_VIS, "max_truncation": MAX_TRUNC,
                            "landmark_visibility": CONF, "inside_box_share": INSIDE},

@@ -18,21 +18,29 @@ from blender.spec import ObjectSpec
 HAIR_SLOT = 4  # material slot of hair (see _clothing)
 
 
-def _dome(center: np.ndarray, radius: float, depth: float, segments: int = 20, rings: int = 6):
-    """Vertices and triangles of a hemispherical shell (helmet), open at the bottom."""
-    verts = [center + np.array([0.0, 0.0, radius * depth])]
-    for k in range(1, rings + 1):
-        polar = (math.pi / 2) * k / rings
+def _cap(center: np.ndarray, radii, closed: bool, segments: int, rings: int):
+    """Vertices and triangles of a UV-sphere surface from its top pole down: a hemisphere open at the
+    bottom (a helmet shell) or, `closed`, a whole ellipsoid (tied or long hair)."""
+    radii = np.asarray(radii, float)
+    lowest = math.pi if closed else math.pi / 2
+    count = rings - 1 if closed else rings  # rings of vertices between the poles
+    verts = [center + radii * (0.0, 0.0, 1.0)]
+    for k in range(1, count + 1):
+        polar = lowest * k / rings
         for j in range(segments):
             az = 2 * math.pi * j / segments
-            verts.append(center + radius * np.array([math.sin(polar) * math.cos(az), math.sin(polar) * math.sin(az),
-                                                     depth * math.cos(polar)]))
+            verts.append(center + radii * np.array([math.sin(polar) * math.cos(az), math.sin(polar) * math.sin(az),
+                                                    math.cos(polar)]))
     faces = [(0, 1 + j, 1 + (j + 1) % segments) for j in range(segments)]
-    for k in range(rings - 1):
+    for k in range(count - 1):
         a, b = 1 + k * segments, 1 + (k + 1) * segments
         for j in range(segments):
             j2 = (j + 1) % segments
             faces += [(a + j, b + j, b + j2), (a + j, b + j2, a + j2)]
+    if closed:
+        verts.append(center - radii * (0.0, 0.0, 1.0))
+        a = 1 + (count - 1) * segments
+        faces += [(a + j, len(verts) - 1, a + (j + 1) % segments) for j in range(segments)]
     return np.array(verts, np.float32), np.array(faces, np.int32)
 
 
@@ -102,28 +110,6 @@ def _clothing(p: dict, name: str, centroids: np.ndarray, regions: np.ndarray, re
     return mats, index
 
 
-def _ellipsoid(center: np.ndarray, radii: np.ndarray, segments: int = 14, rings: int = 8):
-    """Vertices and triangles of a closed ellipsoid (hair tied in a bun or a ponytail, long hair)."""
-    verts = [center + radii * (0.0, 0.0, 1.0)]
-    for k in range(1, rings):
-        polar = math.pi * k / rings
-        for j in range(segments):
-            az = 2 * math.pi * j / segments
-            verts.append(center + radii * np.array([math.sin(polar) * math.cos(az), math.sin(polar) * math.sin(az),
-                                                    math.cos(polar)]))
-    verts.append(center - radii * (0.0, 0.0, 1.0))
-    last = len(verts) - 1
-    faces = [(0, 1 + j, 1 + (j + 1) % segments) for j in range(segments)]
-    for k in range(rings - 2):
-        a, b = 1 + k * segments, 1 + (k + 1) * segments
-        for j in range(segments):
-            j2 = (j + 1) % segments
-            faces += [(a + j, b + j, b + j2), (a + j, b + j2, a + j2)]
-    a = 1 + (rings - 2) * segments
-    faces += [(a + j, last, a + (j + 1) % segments) for j in range(segments)]
-    return np.array(verts, np.float32), np.array(faces, np.int32)
-
-
 def _head_parts(p: dict, body: dict[str, np.ndarray]) -> list[tuple[np.ndarray, np.ndarray, str]]:
     """Helmet shell and tied or long hair, fitted to the unposed head, then moved with the head
     (rigid fit of its vertices): (vertices, triangles, material) each."""
@@ -133,19 +119,18 @@ def _head_parts(p: dict, body: dict[str, np.ndarray]) -> list[tuple[np.ndarray, 
     skull = cap[cap[:, 2] > top - 0.4 * height]
     center = np.array([skull[:, 0].mean(), skull[:, 1].mean(), top - 0.3 * height], np.float32)
     radius = 0.56 * max(np.ptp(skull[:, 0]), np.ptp(skull[:, 1]))
-    back = skull[:, 1].min()  # the face looks along +y
+    back = skull[:, 1].min()
     parts = []
     if p["helmet"]:
-        parts.append((*_dome(center, radius, (top - center[2]) / radius + 0.12), "helmet"))
+        depth = (top - center[2]) / radius + 0.12
+        parts.append((*_cap(center, (radius, radius, radius * depth), False, 20, 6), "helmet"))
+    hair = {"bun": ((0.0, -0.03, top - 0.07 - center[2]), (0.05, 0.045, 0.045)),
+            "ponytail": ((0.0, -0.03, -0.1), (0.035, 0.035, 0.12)),
+            "long": ((0.0, 0.01, -0.1), (0.09, 0.045, 0.16))}  # long: falls over the nape to the shoulders
     style = p.get("hair_style", "short")
-    if style == "bun":
-        parts.append((*_ellipsoid(np.array([center[0], back - 0.03, top - 0.07]), np.array([0.05, 0.045, 0.045])), "hair"))
-    elif style == "ponytail":
-        parts.append((*_ellipsoid(np.array([center[0], back - 0.03, center[2] - 0.1]),
-                                  np.array([0.035, 0.035, 0.12])), "hair"))
-    elif style == "long":  # falls over the nape to the shoulders
-        parts.append((*_ellipsoid(np.array([center[0], back + 0.01, center[2] - 0.1]),
-                                  np.array([0.09, 0.045, 0.16])), "hair"))
+    if style in hair:  # offsets from the skull's centre and back (the face looks along +y)
+        (dx, dy, dz), radii = hair[style]
+        parts.append((*_cap(np.array([center[0] + dx, back + dy, center[2] + dz]), radii, True, 14, 8), "hair"))
     if not parts:
         return []
     rot, shift = _rigid_fit(cap, body["vertices"][on_head])

@@ -38,6 +38,15 @@ def run_render(cfg: dict, out: Path, seed: int = 0, shard: int = 0, specs: list 
                           cwd=REPO, capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(REPO)})
 
 
+def load_frame(shard: Path, frame: str):
+    """(metadata, instance-id map, RGB) of one rendered frame."""
+    import cv2
+
+    meta = json.loads((shard / "meta" / f"{frame}.json").read_text())
+    return (meta, cv2.imread(str(shard / meta["ids_file"]), cv2.IMREAD_UNCHANGED),
+            cv2.imread(str(shard / meta["file_name"])))
+
+
 @pytest.fixture(scope="session")
 def rendered_shard(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("render") / "shard_000"

@@ -1,14 +1,12 @@
 """Pallet jacks in bpy renders: a load on the forks is not part of the jack's mask, an unloaded jack
 in clear view covers what its projected mesh predicts."""
 import copy
-import json
 
-import cv2
 import numpy as np
 import pytest
 
 from blender.spec import CameraSpec, LightSpec, ObjectSpec, SceneSpec
-from tests.conftest import run_render, tiny_render_cfg
+from tests.conftest import load_frame, run_render, tiny_render_cfg
 
 pytestmark = pytest.mark.slow
 
@@ -41,16 +39,11 @@ def jack_shard(tmp_path_factory):
     return out
 
 
-def load(shard, frame):
-    meta = json.loads((shard / "meta" / f"{frame}.json").read_text())
-    return meta, cv2.imread(str(shard / meta["ids_file"]), cv2.IMREAD_UNCHANGED)
-
-
 def test_a_load_on_the_forks_is_not_part_of_the_jack(jack_shard):
     from blender.keypoints import project
     from blender.pallet_jack_spec import PALLETS
 
-    meta, ids = load(jack_shard, "f_loaded")
+    meta, ids, _ = load_frame(jack_shard, "f_loaded")
     p = meta["scene"]["objects"][0]["params"]
     width, length = PALLETS[p["load"]["pallet"]]
     centre = (0.0, -0.02 - length / 2, p["fork_height_m"] + 0.3)  # inside the carton stack (jack frame = world)
@@ -60,12 +53,12 @@ def test_a_load_on_the_forks_is_not_part_of_the_jack(jack_shard):
     inst = meta["instances"][0]
     assert inst["visible_pixels"] > 200  # the chassis, pump and tiller stay the jack
     assert inst["visibility"] < 0.8  # the pallet and cartons hide the forks (amodal from the jack's own mesh)
-    _, ids_bare = load(jack_shard, "f_bare")
+    _, ids_bare, _ = load_frame(jack_shard, "f_bare")
     assert (ids == 1).sum() < 0.8 * (ids_bare == 1).sum()
 
 
 def test_an_unloaded_jack_in_clear_view_covers_its_projected_mesh(jack_shard):
-    meta, ids = load(jack_shard, "f_bare")
+    meta, ids, _ = load_frame(jack_shard, "f_bare")
     inst = meta["instances"][0]
     assert inst["visibility"] > 0.95  # nothing hides it
     assert abs((ids == 1).sum() - inst["amodal_pixels"]) < 0.05 * inst["amodal_pixels"]

@@ -5,12 +5,11 @@ import json
 import subprocess
 import sys
 
-import cv2
 import numpy as np
 import pytest
 
 from blender.spec import CameraSpec, LightSpec, ObjectSpec, SceneSpec
-from tests.conftest import REPO, run_render, tiny_render_cfg
+from tests.conftest import REPO, load_frame, run_render, tiny_render_cfg
 
 pytestmark = pytest.mark.slow
 
@@ -47,11 +46,6 @@ def people_shard(tmp_path_factory):
     return out
 
 
-def load(shard, frame):
-    meta = json.loads((shard / "meta" / f"{frame}.json").read_text())
-    return meta, cv2.imread(str(shard / meta["ids_file"]), cv2.IMREAD_UNCHANGED)
-
-
 def pixel(meta, point):
     from blender.keypoints import project
 
@@ -63,7 +57,7 @@ def test_worn_items_are_the_person_and_a_carried_carton_is_not(people_shard):
     from blender.pedestrian_body import body_mesh
     from blender.pedestrian_build import carton_box
 
-    meta, ids = load(people_shard, "f_carry")
+    meta, ids, _ = load_frame(people_shard, "f_carry")
     p = meta["scene"]["objects"][0]["params"]
     centre, size = carton_box(body_mesh(p), p["carried_box"]["depth_m"], p["carried_box"]["height_m"])
     front = centre + (0.0, size[1] / 2, 0.0)
@@ -79,7 +73,7 @@ def test_worn_items_are_the_person_and_a_carried_carton_is_not(people_shard):
 def test_keypoints_behind_a_known_occluder_are_hidden_and_the_rest_visible(people_shard):
     from pipeline.coco import KEYPOINTS
 
-    meta, ids = load(people_shard, "f_occluded")
+    meta, ids, _ = load_frame(people_shard, "f_occluded")
     kps = np.reshape(meta["instances"][0]["keypoints"], (17, 3))
     v = dict(zip(KEYPOINTS, kps[:, 2].astype(int)))
     for name in ("left_knee", "right_knee", "left_ankle", "right_ankle"):

@@ -8,16 +8,11 @@ import cv2
 import numpy as np
 import pytest
 
-from tests.conftest import REPO, run_render, tiny_render_cfg
+from tests.conftest import REPO, load_frame, run_render, tiny_render_cfg
 
 pytestmark = pytest.mark.slow
 
 
-def load(shard, frame):
-    meta = json.loads((shard / "meta" / f"{frame}.json").read_text())
-    ids = cv2.imread(str(shard / meta["ids_file"]), cv2.IMREAD_UNCHANGED)
-    rgb = cv2.imread(str(shard / meta["file_name"]))
-    return meta, ids, rgb
 
 
 def test_shard_outputs_and_masks_match_instance_ids(rendered_shard):
@@ -25,7 +20,7 @@ def test_shard_outputs_and_masks_match_instance_ids(rendered_shard):
     assert len(manifest["frames"]) == 2
     assert not (rendered_shard / "tmp").exists()
     for frame in manifest["frames"]:
-        meta, ids, rgb = load(rendered_shard, frame)
+        meta, ids, rgb = load_frame(rendered_shard, frame)
         assert rgb.shape == (96, 128, 3) and ids.dtype == np.uint16 and ids.shape == (96, 128)
         listed = {i["id"]: i for i in meta["instances"]}
         assert {"pedestrian", "pallet_jack"} <= {i["category"] for i in listed.values()}
@@ -74,7 +69,7 @@ def test_same_seed_gives_identical_metadata_and_resume_fills_gaps(rendered_shard
     assert res.returncode == 0, res.stderr[-2000:]
     for f in sorted((rendered_shard / "meta").glob("*.json")):
         assert (again / "meta" / f.name).read_bytes() == f.read_bytes()
-    assert np.array_equal(load(again, frame)[1], load(rendered_shard, frame)[1])
+    assert np.array_equal(load_frame(again, frame)[1], load_frame(rendered_shard, frame)[1])
 
 
 def test_other_seed_gives_other_scene(tmp_path):
@@ -140,9 +135,9 @@ def test_motion_blur_smears_the_rgb_but_labels_keep_the_mid_exposure_pose_and_no
     noisy = dataclasses.replace(static, sensor_noise={"sigma": 5.0, "seed": 3})
     a = _render_specs(tmp_path, "a", [static, blurred], resolution_px=[160, 120], samples=32)
     b = _render_specs(tmp_path, "b", [noisy], resolution_px=[160, 120], samples=32)
-    m0, ids0, rgb0 = load(a, "f_static")
-    m1, ids1, rgb1 = load(a, "f_blur")
-    _, ids2, rgb2 = load(b, "f_static")
+    m0, ids0, rgb0 = load_frame(a, "f_static")
+    m1, ids1, rgb1 = load_frame(a, "f_blur")
+    _, ids2, rgb2 = load_frame(b, "f_static")
 
     mask0, mask1 = ids0 == 1, ids1 == 1
     assert mask0.sum() > 300
