@@ -20,7 +20,7 @@ CLUSTER = REPO / "tests" / "cluster"
 SMALL_RESOURCES = ["--default-resources", "slurm_partition=main", "mem_mb=1000", "runtime=30", "cpus_per_task=1",
                    "--set-resources", "render:cpus_per_task=2", "render:mem_mb=2000", "train:gpu=1",
                    "train:cpus_per_task=2", "train:mem_mb=4000", "evaluate:mem_mb=3000"]
-REMOTE_RULES = {"render", "annotate", "contact_sheet", "train", "evaluate", "report"}
+REMOTE_RULES = {"render", "annotate", "contact_sheet", "crop_sheet", "train", "evaluate", "report"}
 
 
 @pytest.fixture(scope="module")
@@ -49,7 +49,8 @@ def test_smoke_workflow_runs_through_slurm_and_matches_local_run(slurm_cluster, 
     submitted = re.findall(r"submitted with SLURM jobid (\d+) \(log: \S*/rule_(\w+?)[/.]", log)
     # Every non-local rule went through sbatch, once per job (2 render and 2 annotate shards).
     rules = [rule for _, rule in submitted]
-    assert set(rules) == REMOTE_RULES and rules.count("render") == 2 and rules.count("annotate") == 2, log[-3000:]
+    assert set(rules) == REMOTE_RULES and rules.count("render") == 2 and rules.count("annotate") == 2 \
+        and rules.count("crop_sheet") == 2, log[-3000:]  # people and jack sheets
     jobcomp = Path("/var/log/slurm/jobcomp.log").read_text()
     for job_id, rule in submitted:
         job = scontrol_job(job_id)
