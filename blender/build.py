@@ -215,7 +215,6 @@ def animate_motion(spec: SceneSpec, fps: int = 10) -> None:
             for frame, sign in ((0, -1.0), (2, 1.0)):
                 obj.location = (o.location[0] + sign * v[0] / fps, o.location[1] + sign * v[1] / fps, o.location[2])
                 obj.keyframe_insert("location", frame=frame)
-            obj.location = o.location
             if o.kind == "pedestrian" and o.params.get("pose") in ("walking", "carrying") and not o.params.get("asset"):
                 animate_gait(obj, o.params, math.hypot(*v), 1.0 / fps)
     finally:

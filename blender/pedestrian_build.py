@@ -193,13 +193,14 @@ def build_pedestrian(spec: ObjectSpec) -> bpy.types.Object:
     """The posed, clothed body as one mesh object facing +y (before yaw), feet on the floor."""
     p = spec.params
     body = body_mesh(p)
-    verts, faces, uv = _vertices(p, body), body["faces"], body["uv"]
+    parts = _head_parts(p, body)
+    verts, faces, uv = np.concatenate([body["vertices"], *(v for v, _, _ in parts)]), body["faces"], body["uv"]
     mats, index = _clothing(p, spec.name, body["rest"][faces].mean(axis=1), _face_regions(body["region"], faces),
                             body["rest"][:, 2], body["region"])
     if p["helmet"]:
         mats.append(material(f"{spec.name}_helmet", p["helmet"], 0.35))
     offset = len(body["vertices"])
-    for v, f, kind in _head_parts(p, body):
+    for v, f, kind in parts:
         faces = np.concatenate([faces, f + offset])
         offset += len(v)
         uv = np.concatenate([uv, np.zeros((len(f), 3, 2), np.float32)])

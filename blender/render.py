@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from blender.keypoints import coco_keypoints
+from blender.keypoints import coco_keypoints, project
 from blender.labels import instance_map_from_exr
 from blender.spec import SceneSpec, sample_scene
 from pipeline.io import atomic_path, provenance, remove_stale_temps, write_json
@@ -137,13 +137,10 @@ def amodal_pixels(bpy, obj, cam_mats: dict[str, Any], width: int, height: int, s
         eval_obj.to_mesh_clear()
     if len(tris) == 0:
         return 0, 0
-    pts = (np.array(cam_mats["world_to_camera"]) @ (world @ np.c_[verts, np.ones(len(verts))].T))[:3]
-    uvw = np.array(cam_mats["K"]) @ pts
-    in_front = pts[2] > 1e-3
+    uv, in_front = project((world @ np.c_[verts, np.ones(len(verts))].T)[:3].T, cam_mats)  # pixel (x, y) spans [x, x + 1)
     tris = tris[in_front[tris].all(axis=1)]
     if len(tris) == 0:
         return 0, 0
-    uv = (uvw[:2] / np.where(in_front, uvw[2], 1.0)).T  # pixel (x, y) spans [x, x + 1)
     used = uv[np.unique(tris)]
     x0 = int(np.clip(np.floor(used[:, 0].min()), -width, 2 * width))
     x1 = int(np.clip(np.ceil(used[:, 0].max()), -width, 2 * width))

@@ -114,7 +114,8 @@ def crop_sheet(coco_files: list[Path], image_root: Path, category: str, count: i
     order = np.random.default_rng(seed).permutation(len(cands))
     seen: set = set()
     first = [i for i in order if (key := (cands[i][0], cands[i][1]["image_id"])) not in seen and not seen.add(key)]
-    picked = (first + [i for i in order if i not in set(first)])[:count]
+    taken = set(first)
+    picked = (first + [i for i in order if i not in taken])[:count]
     tiles = []
     for i in picked:
         f, ann = cands[i]
