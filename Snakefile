@@ -1,6 +1,7 @@
 # hangar-synth: render -> annotate -> split -> weights -> train -> evaluate -> report
 #   snakemake --cores all --configfile configs/smoke.yaml      (tiny demo)
 #   snakemake --cores all                                      (configs/default.yaml)
+#   snakemake proof --cores all --configfile configs/proof_cpu.yaml  (site-adaptation experiment)
 # Edits to pipeline/ or blender/ modules are not seen by Snakemake: rerun with -R <rule>.
 import json
 import shlex
@@ -25,6 +26,10 @@ localrules:
     data_efficiency,
     people_sheet,
     jack_sheet,
+    proof,
+    proof_weights,
+    proof_subset,
+    proof_split,
 
 
 wildcard_constraints:
@@ -32,6 +37,8 @@ wildcard_constraints:
     images=r"\d+",
     variant=r"mode_(feature_extraction|fine_tune|full|from_scratch)|n\d+",
     cls=r"[a-z_]+",
+    start=r"feature_extraction|fine_tune|from_scratch",
+    source=r"site_a|none",
 
 
 rule all:
@@ -41,3 +48,4 @@ rule all:
 
 include: "workflow/rules/data.smk"
 include: "workflow/rules/model.smk"
+include: "workflow/rules/proof.smk"

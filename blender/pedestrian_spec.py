@@ -16,8 +16,6 @@ POSES = ("standing", "standing", "walking", "walking", "bending", "crouching", "
 SKIN_RAMP = [(0.85, 0.62, 0.50), (0.76, 0.52, 0.38), (0.60, 0.38, 0.25), (0.42, 0.25, 0.15),
              (0.26, 0.15, 0.09), (0.13, 0.075, 0.05)]
 HAIR = [(0.015, 0.01, 0.008), (0.05, 0.03, 0.015), (0.16, 0.08, 0.03), (0.45, 0.3, 0.12), (0.35, 0.35, 0.35)]
-CLOTHES = [(0.1, 0.15, 0.35), (0.25, 0.25, 0.25), (0.5, 0.1, 0.1), (0.15, 0.3, 0.15),
-           (0.6, 0.55, 0.45), (0.05, 0.05, 0.05), (0.35, 0.25, 0.15), (0.05, 0.08, 0.2)]
 SHOES = [(0.02, 0.02, 0.02), (0.15, 0.08, 0.03), (0.3, 0.3, 0.3)]
 HIVIS = [(0.9, 1.0, 0.0), (1.0, 0.45, 0.0)]
 HAIR_STYLES = ("short", "short", "short", "bun", "ponytail", "long")  # short: the scalp's own colour
@@ -50,14 +48,14 @@ def pedestrian_params(rng: np.random.Generator, render_cfg: dict[str, Any]) -> d
         "arm_down_deg": round(uniform(rng, (38, 46)), 2),
         "skin": skin_tone(float(rng.uniform())),
         "hair": rgb(pick(rng, HAIR)),
-        "shirt": rgb(pick(rng, CLOTHES)),
+        "shirt": rgb(pick(rng, render_cfg["workwear_colors"])),
         "long_sleeves": bool(rng.random() < 0.5),
-        "trousers": rgb(pick(rng, CLOTHES)),
+        "trousers": rgb(pick(rng, render_cfg["workwear_colors"])),
         "shorts": bool(rng.random() < 0.1),
         "shoes": rgb(pick(rng, SHOES)),
         "gloves": rgb(pick(rng, [(0.05, 0.05, 0.05), (0.8, 0.6, 0.1), (0.2, 0.3, 0.6)])) if rng.random() < 0.25 else None,
-        "hivis": rgb(pick(rng, HIVIS)) if rng.random() < 0.6 else None,
-        "helmet": rgb(pick(rng, HELMETS)) if rng.random() < 0.5 else None,
+        "hivis": rgb(pick(rng, HIVIS)) if rng.random() < render_cfg["hivis_prob"] else None,
+        "helmet": rgb(pick(rng, HELMETS)) if rng.random() < render_cfg["helmet_prob"] else None,
         "hair_style": pick(rng, HAIR_STYLES),
     }
     if pose == "carrying":  # a carton held between the hands: a separate, unlabelled object

@@ -39,6 +39,8 @@ FLOORS = {
     "concrete": ([(0.45, 0.45, 0.44), (0.35, 0.35, 0.36), (0.55, 0.53, 0.5)], (0.6, 0.9), 6.0, 0.3),
     "epoxy": ([(0.25, 0.4, 0.3), (0.5, 0.5, 0.52), (0.3, 0.35, 0.45), (0.6, 0.2, 0.15)], (0.1, 0.3), 0.0, 0.0),
     "worn": ([(0.4, 0.38, 0.35), (0.3, 0.38, 0.3), (0.5, 0.45, 0.4)], (0.4, 0.8), 2.5, 0.6),
+    "asphalt": ([(0.07, 0.07, 0.075), (0.1, 0.1, 0.1), (0.13, 0.12, 0.11)], (0.75, 0.95), 18.0, 0.45),
+    "painted": ([(0.62, 0.63, 0.6), (0.42, 0.5, 0.55), (0.55, 0.52, 0.35)], (0.3, 0.5), 4.0, 0.15),
 }
 AE_TARGET = 0.12  # mean linear luminance of a metered frame (the median of 30 default renders before AE: 0.116)
 CAMERA_CLEARANCE_M = 0.5  # the camera stays this far outside every footprint disc
@@ -258,9 +260,9 @@ def sample_scene(rng: np.random.Generator, render_cfg: dict[str, Any], frame: st
         watts = _u(rng, render_cfg["area_light_w"]) * (0.6 if kind == "POINT" else 1.0)
         lights.append(LightSpec(kind, (round(float(rng.uniform(-6, 6)), 3), round(float(rng.uniform(-6, 6)), 3),
                                        min(lamp_z, round(float(rng.uniform(5, 8)), 3))), (0.0, 0.0, 0.0),
-                                round(watts, 1), kelvin_to_rgb(float(rng.uniform(3000, 6500))),
+                                round(watts, 1), kelvin_to_rgb(_u(rng, render_cfg["light_kelvin"])),
                                 size_m=2.0 if kind == "AREA" else 0.3))
-    floor_kind = _pick(rng, sorted(FLOORS))
+    floor_kind = _pick(rng, sorted(render_cfg["floor_kinds"]))
     colors, rough, noise_scale, contrast = FLOORS[floor_kind]
     tint = rng.uniform(-0.05, 0.05, size=3)
     floor_color = _rgb(np.clip(np.array(_pick(rng, colors)) * rng.uniform(0.7, 1.2) + tint, 0, 1))
@@ -291,7 +293,7 @@ def sample_scene(rng: np.random.Generator, render_cfg: dict[str, Any], frame: st
         resolution_px=(int(width), int(height)),
         floor_color=floor_color,
         floor_roughness=round(_u(rng, rough), 3),
-        wall_color=_rgb(_pick(rng, [(0.7, 0.7, 0.68), (0.55, 0.6, 0.65), (0.8, 0.78, 0.7)])),
+        wall_color=_rgb(_pick(rng, render_cfg["wall_colors"])),
         camera=camera, lights=lights, objects=objects, shell=shell, exposure_s=exposure_s, sensor_noise=noise,
         exposure_target=exposure_target,
         floor={"kind": floor_kind, "noise_scale": noise_scale, "noise_contrast": contrast})

@@ -13,7 +13,7 @@ SCHEMA_PATH = Path(__file__).resolve().parent.parent / "configs" / "schema.yaml"
 RANGE_KEYS = ("pedestrians_per_image", "pallet_jacks_per_image", "distractors_per_image",
               "camera_height_m", "camera_distance_m", "focal_mm", "sun_strength", "area_light_w",
               "ceiling_height_m", "windows_per_wall", "exposure_s", "pedestrian_speed_mps",
-              "pallet_jack_speed_mps", "sensor_noise_sigma")
+              "pallet_jack_speed_mps", "sensor_noise_sigma", "light_kelvin")
 PROCEDURAL_CLASSES = ("pedestrian", "pallet_jack")
 
 
@@ -39,7 +39,7 @@ def validate(cfg: dict[str, Any], source: str = "<config>") -> dict[str, Any]:
     schema = yaml.safe_load(SCHEMA_PATH.read_text())
     if not isinstance(cfg, dict):
         raise ConfigError(f"{source}: top level must be a mapping, got {type(cfg).__name__}")
-    for section in ("render", "annotate", "split", "model", "train", "evaluate", "report", "compare"):
+    for section in ("render", "annotate", "split", "model", "train", "evaluate", "report", "compare", "proof"):
         cfg.setdefault(section, {})
     cfg = _fill_defaults(schema, cfg)
     validator = jsonschema.Draft202012Validator(schema)
@@ -100,7 +100,40 @@ def validate(cfg: dict[str, Any], source: str = "<config>") -> dict[str, Any]:
         raise ConfigError(f"{source}: evaluate.real_ann: {real[0]!r} does not exist")
     if real[1] and not Path(real[1]).is_dir():
         raise ConfigError(f"{source}: evaluate.real_image_root: {real[1]!r} is not a folder")
+    _validate_proof(cfg, source)
     return cfg
+
+
+def site_b_render(cfg: dict[str, Any]) -> dict[str, Any]:
+    """The `render` section of proof site B: proof.site_b merged over render, sharded to hold
+    max(train_images) + val_images + test_images images (the last shard may add a few to the pool)."""
+    proof = cfg["proof"]
+    total = max(proof["train_images"]) + proof["val_images"] + proof["test_images"]
+    return merge(cfg["render"], {**proof["site_b"], "shards": proof["shards"],
+                                 "images_per_shard": -(-total // proof["shards"])})
+
+
+def proof_fractions(cfg: dict[str, Any]) -> dict[str, float]:
+    """split fractions that cut the site-B images into exactly val_images / test_images, the rest train."""
+    proof, render = cfg["proof"], site_b_render(cfg)
+    total = render["shards"] * render["images_per_shard"]
+    val, test = proof["val_images"] / total, proof["test_images"] / total
+    return {"train": 1.0 - val - test, "val": val, "test": test}
+
+
+def _validate_proof(cfg: dict[str, Any], source: str) -> None:
+    """proof.site_b and proof.train are checked as the render/train sections they become."""
+    proof = cfg["proof"]
+    if not proof["site_b"] and not proof["train"]:
+        return
+    for key in ("shards", "images_per_shard"):
+        if key in proof["site_b"]:
+            raise ConfigError(f"{source}: proof.site_b.{key}: site B's size comes from proof.shards, "
+                              "proof.train_images, proof.val_images and proof.test_images")
+    derived = {k: copy.deepcopy(v) for k, v in cfg.items() if k != "proof"}
+    derived["render"] = site_b_render(cfg)
+    derived["train"] = merge(cfg["train"], proof["train"])
+    validate(derived, f"{source} (proof.site_b over render, proof.train over train)")
 
 
 def load_config(path: str | Path, overrides: dict[str, Any] | None = None) -> dict[str, Any]:

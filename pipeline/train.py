@@ -6,6 +6,8 @@ import csv
 import json
 import logging
 import math
+import os
+import platform
 import sys
 import time
 from pathlib import Path
@@ -37,6 +39,15 @@ def pick_device(name: str, local_rank: int = 0) -> torch.device:
     if name == "auto":
         log.warning("no CUDA device: training on CPU, expect it to be slow")
     return torch.device("cpu")
+
+
+def device_name(device: torch.device) -> str:
+    """What trained: the GPU's name, or the CPU model and the cores this process may use."""
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    model = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                  if line.startswith("model name")), None) if Path("/proc/cpuinfo").is_file() else None
+    return f"{model or platform.processor() or 'CPU'}, {len(os.sched_getaffinity(0))} cores"
 
 
 def param_groups(model: torch.nn.Module, weight_decay: float) -> list[dict[str, Any]]:
@@ -274,6 +285,7 @@ def train(cfg: dict[str, Any], classes: list[str], model_cfg: dict[str, Any], we
     if dist.main:
         meta = provenance({"train": cfg, "model": model_cfg, "classes": classes, "weights": weights_info})
         meta["device"] = str(device)
+        meta["device_name"] = device_name(device)
         meta["processes"] = dist.world
         write_json(out_dir / "provenance.json", meta)
     distributed.barrier(dist)

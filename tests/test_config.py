@@ -14,7 +14,7 @@ def base(**over):
     return cfg
 
 
-@pytest.mark.parametrize("name", ["smoke", "default"])
+@pytest.mark.parametrize("name", ["smoke", "default", "proof_cpu", "bench320", "bench640"])
 def test_shipped_configs_validate(name):
     cfg = load_config(REPO / "configs" / f"{name}.yaml")
     assert cfg["name"] == name and cfg["render"]["samples"] >= 1
@@ -54,6 +54,16 @@ def test_defaults_filled_from_schema():
     ({"train": {"ema_decay": 1.0}}, ["train.ema_decay"]),
     ({"train": {"aspect_ratio_group_factor": -2}}, ["train.aspect_ratio_group_factor"]),
     ({"compare": {"zero_shot_size_px": [800]}}, ["compare.zero_shot_size_px"]),
+    ({"render": {"floor_kinds": ["lava"]}}, ["render.floor_kinds", "lava"]),
+    ({"render": {"wall_colors": [[0.5, 0.5]]}}, ["render.wall_colors"]),
+    ({"render": {"light_kelvin": [6000, 3000]}}, ["render.light_kelvin", "min 6000 > max 3000"]),
+    ({"render": {"workwear_colors": []}}, ["render.workwear_colors"]),
+    ({"proof": {"site_b": {"floor_kinds": ["lava"]}}}, ["proof.site_b over render", "render.floor_kinds", "lava"]),
+    ({"proof": {"site_b": {"camera_height_m": [3.5, 9.0]}}}, ["proof.site_b over render", "below the lowest ceiling"]),
+    ({"proof": {"site_b": {"shards": 8}}}, ["proof.site_b.shards", "proof.shards"]),
+    ({"proof": {"train": {"iterations": 0}}}, ["proof.train over train", "train.iterations"]),
+    ({"proof": {"starts": ["full"]}}, ["proof.starts"]),
+    ({"proof": {"test_images": 0}}, ["proof.test_images"]),
 ])
 def test_bad_values_name_the_key(over, words):
     with pytest.raises(ConfigError) as err:
@@ -75,3 +85,20 @@ def test_bad_yaml_file_is_named(tmp_path):
 
 def test_schema_is_safe_yaml():
     assert yaml.safe_load((REPO / "configs" / "schema.yaml").read_text())["additionalProperties"] is False
+
+
+def test_site_b_is_site_a_with_its_own_keys_and_exact_split_sizes():
+    from pipeline.config import proof_fractions, site_b_render
+    from pipeline.split import assign
+
+    cfg = load_config(REPO / "configs" / "proof_cpu.yaml")
+    b = site_b_render(cfg)
+    assert b["floor_kinds"] == ["asphalt", "painted"] and b["jack_paints"] == ["green", "grey"]
+    assert b["resolution_px"] == cfg["render"]["resolution_px"]  # what site B does not set comes from site A
+    proof = cfg["proof"]
+    total = b["shards"] * b["images_per_shard"]
+    assert total >= max(proof["train_images"]) + proof["val_images"] + proof["test_images"]
+    which = assign([f"im{k}" for k in range(total)], proof_fractions(cfg), proof["seed"])
+    counts = {s: list(which.values()).count(s) for s in ("train", "val", "test")}
+    assert counts["val"] == proof["val_images"] and counts["test"] == proof["test_images"]
+    assert counts["train"] >= max(proof["train_images"])

@@ -169,3 +169,27 @@ def test_jack_operators_stand_at_the_tiller_facing_the_jack_and_move_with_it():
             assert op.params.get("velocity_mps") == jack.params.get("velocity_mps")
             seen += 1
     assert seen >= 8
+
+
+def test_site_keys_shape_the_scene():
+    """A site's finishes, lamps and workwear come from its render keys (proof site B)."""
+    from blender.spec import kelvin_to_rgb
+
+    walls = [[0.2, 0.28, 0.24], [0.45, 0.2, 0.14]]
+    wear = [[0.02, 0.06, 0.2], [0.3, 0.04, 0.05]]
+    from pipeline.config import load_config
+
+    cfg = load_config("configs/smoke.yaml", {"render": {
+        "floor_kinds": ["asphalt"], "wall_colors": walls, "light_kelvin": [2200, 2300], "workwear_colors": wear,
+        "hivis_prob": 1.0, "helmet_prob": 0.0, "pedestrians_per_image": [2, 3]}})["render"]
+    warm = np.array(kelvin_to_rgb(2300))
+    for i in range(10):
+        spec = sample_scene(np.random.default_rng([7, i]), cfg, "f")
+        assert spec.floor["kind"] == "asphalt" and max(spec.floor_color) < 0.2
+        assert list(spec.wall_color) in walls
+        for light in spec.lights[1:]:  # hall lamps: as warm as 2300 K or warmer
+            assert light.color[2] <= warm[2] + 1e-6
+        for o in spec.objects:
+            if o.kind == "pedestrian":
+                assert list(o.params["shirt"]) in wear and list(o.params["trousers"]) in wear
+                assert o.params["hivis"] is not None and o.params["helmet"] is None

@@ -28,8 +28,9 @@ def write_config(workdir: Path, **changes) -> Path:
     return path
 
 
-def smk(workdir, config: Path, *args, check=True):
-    res = subprocess.run([*SNAKEMAKE, "--directory", str(workdir), "--configfile", str(config), *args],
+def smk(workdir, config: Path, *args, check=True, targets=()):
+    # targets before --configfile, which takes every word after it
+    res = subprocess.run([*SNAKEMAKE, *targets, "--directory", str(workdir), "--configfile", str(config), *args],
                          capture_output=True, text=True, env={**os.environ})
     if check:
         assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-5000:]
@@ -134,3 +135,55 @@ def test_comparisons_zero_shot_and_data_efficiency_in_one_report(tmp_path):
                                                      "n1", "zero_shot"]
     # The comparison targets exist on their own and are up to date now.
     assert "Nothing to be done" in smk(tmp_path, config, "--cores", "1", "compare_modes", "data_efficiency").stderr
+
+
+PROOF_TINY = {"seed": 3, "shards": 1, "train_images": [2], "val_images": 1, "test_images": 1,
+              "starts": ["feature_extraction", "fine_tune", "from_scratch"],
+              "train": {"iterations": 2, "eval_every": 1},
+              "site_b": {"floor_kinds": ["asphalt"], "jack_paints": ["green"], "camera_height_m": [3.5, 6.0]}}
+
+
+def test_proof_experiment_dag_and_a_tiny_run(tmp_path):
+    """`snakemake proof`: site B rendered with its own keys, every start x N trained from the right weights
+    with the same budget, all scored on the site-B test set, the page and JSON written; reruns stay targeted."""
+    import torch
+
+    config = write_config(tmp_path, proof=PROOF_TINY)
+    plan = smk(tmp_path, config, "-n", "--quiet", "rules", targets=["proof"]).stdout
+    jobs = {line.split()[0]: int(line.split()[1]) for line in plan.splitlines()
+            if len(line.split()) == 2 and line.split()[1].isdigit()}
+    assert jobs["proof_train"] == jobs["proof_evaluate"] == 3 and jobs["proof_render"] == 1
+    assert jobs["train"] == 1 and jobs["proof_no_adaptation"] == 1 and jobs["proof_weights"] == 2
+    assert "report" not in jobs  # the main report is not part of the experiment
+    smk(tmp_path, config, "--cores", "2", targets=["proof"])
+    out = tmp_path / "results" / "smoke"
+    site_b = out / "proof" / "site_b"
+    sizes = {s: len(json.loads((site_b / "dataset" / f"{s}.json").read_text())["images"]) for s in ("train", "val", "test")}
+    assert sizes == {"train": 2, "val": 1, "test": 1}
+    assert len(json.loads((site_b / "dataset/n2.json").read_text())["images"]) == 2
+    scenes = [json.loads(p.read_text())["scene"] for p in (site_b / "render/shard_000/meta").glob("*.json")]
+    assert scenes and all(s["floor"]["kind"] == "asphalt" and s["camera"]["location"][2] >= 3.5 for s in scenes)
+    # Adapted runs start from the site-A model (feature extraction keeps its backbone), scratch from nothing.
+    base = torch.load(out / "train" / "best.pth", map_location="cpu", weights_only=True)["model"]
+    runs = out / "proof" / "runs"
+    fe = torch.load(runs / "feature_extraction_n2/train/model_final.pth", map_location="cpu", weights_only=True)["model"]
+    scratch = torch.load(runs / "from_scratch_n2/train/model_final.pth", map_location="cpu", weights_only=True)["model"]
+    key = "backbone.body.layer1.0.conv1.weight"
+    assert torch.equal(fe[key], base[key]) and not torch.equal(scratch[key], base[key])
+    assert json.loads((runs / "fine_tune_n2/train/provenance.json").read_text())["config"]["weights"]["kind"] == "path"
+    result = json.loads((out / "proof" / "proof.json").read_text())
+    assert [(r["start"], r["n"]) for r in result["runs"]] == [("feature_extraction", 2), ("fine_tune", 2),
+                                                              ("from_scratch", 2)]
+    for r in result["runs"]:
+        assert set(r["segm"]["per_class"]) == {"pedestrian", "pallet_jack"} and len(r["val_curve"]) == 2
+        assert r["train"]["iterations"] == 2
+    assert set(result["zero_shot"]) == {"segm", "bbox"} and "site_a_test" in result and "cores" in result["machine"]
+    html = (out / "proof" / "index.html").read_text()
+    for text in ("Site-B test AP against N", "site-A model, no adaptation", "from scratch", "AP over training"):
+        assert text in html, text
+    assert (out / "proof" / "ap_vs_n.png").stat().st_size > 1000
+    # A site-B budget change retrains the site-B models only; site A and the renders stay.
+    changed = write_config(tmp_path, proof={**PROOF_TINY, "train": {"iterations": 3, "eval_every": 1}})
+    plan = smk(tmp_path, changed, "-n", "--quiet", "rules", targets=["proof"]).stdout
+    rerun = {line.split()[0] for line in plan.splitlines() if len(line.split()) == 2 and line.split()[1].isdigit()}
+    assert rerun == {"proof_train", "proof_evaluate", "proof_report", "proof", "total"}

@@ -1,3 +1,19 @@
+# Data half: render shards -> COCO per shard -> merged, split dataset; sheets to look at.
+# (The shell commands are shared with site B of the proof experiment, workflow/rules/proof.smk.)
+RENDER_SHELL = (
+    "{params.py:q} -m blender.render --render-json {params.render:q} --seed {params.seed}"
+    " --shard {wildcards.shard} --out {params.shard_dir:q} > {log:q} 2>&1"
+)
+ANNOTATE_SHELL = (
+    "{params.py:q} -m pipeline annotate {params.shard_dir:q} --classes {params.classes:q}"
+    " --min-visible-pixels {params.min_px} --min-visibility {params.min_vis} --image-prefix {params.prefix:q} --out {output.coco:q} > {log:q} 2>&1"
+)
+SPLIT_SHELL = (
+    "{params.py:q} -m pipeline split {input:q} --fractions {params.fractions:q} --seed {params.seed}"
+    " --out-dir {params.out_dir:q} > {log:q} 2>&1"
+)
+
+
 rule render:
     """Render one shard with headless Blender/Cycles (a single Blender session per shard)."""
     output:
@@ -18,8 +34,7 @@ rule render:
         mem_mb=4000,
         runtime=120,
     shell:
-        "{params.py:q} -m blender.render --render-json {params.render:q} --seed {params.seed}"
-        " --shard {wildcards.shard} --out {params.shard_dir:q} > {log:q} 2>&1"
+        RENDER_SHELL
 
 
 rule annotate:
@@ -46,8 +61,7 @@ rule annotate:
         mem_mb=2000,
         runtime=20,
     shell:
-        "{params.py:q} -m pipeline annotate {params.shard_dir:q} --classes {params.classes:q}"
-        " --min-visible-pixels {params.min_px} --min-visibility {params.min_vis} --image-prefix {params.prefix:q} --out {output.coco:q} > {log:q} 2>&1"
+        ANNOTATE_SHELL
 
 
 rule split:
@@ -74,8 +88,7 @@ rule split:
         mem_mb=2000,
         runtime=10,
     shell:
-        "{params.py:q} -m pipeline split {input:q} --fractions {params.fractions:q} --seed {params.seed}"
-        " --out-dir {params.out_dir:q} > {log:q} 2>&1"
+        SPLIT_SHELL
 
 
 rule contact_sheet:

@@ -1,0 +1,285 @@
+# The site-adaptation experiment (`snakemake proof`): the main model is site A's; site B is the
+# render section with proof.site_b merged over it, rendered with its own seed and split into a
+# pool (nested N-image training sets), validation images and a held-out test set. Each start
+# (the site-A model in feature_extraction / fine_tune mode, or from scratch) trains on each N with
+# the same budget (proof.train over train), and every model is scored on the site-B test set.
+from pipeline.config import merge, proof_fractions, site_b_render
+
+PROOF = config["proof"]
+PROOF_OUT = f"{OUT}/proof"
+SITE_B = f"{PROOF_OUT}/site_b"
+SITE_B_SHARDS = [f"{k:03d}" for k in range(PROOF["shards"])]
+PROOF_TRAIN = merge(config["train"], PROOF["train"])
+PROOF_RUNS = [(s, n) for s in PROOF["starts"] for n in sorted(PROOF["train_images"])]
+# the site-A model the adaptations start from: the one the main evaluation scores
+BASE_CKPT = f"{OUT}/train/{EVAL_CKPT}"
+
+
+def proof_model_cfg(wildcards):
+    """`model` of a site-B run: the site-A checkpoint in the start's transfer mode, or nothing (from scratch)."""
+    model = dict(config["model"])
+    if wildcards.start == "from_scratch":
+        model.update(weights="none", transfer="full")
+    else:
+        model.update(weights=BASE_CKPT, transfer=wildcards.start)
+    return json.dumps(model, sort_keys=True)
+
+
+def proof_weights(wildcards):
+    return f"{PROOF_OUT}/weights_{'none' if wildcards.start == 'from_scratch' else 'site_a'}.json"
+
+
+rule proof_render:
+    """Render one shard of site B (its own render section and seed)."""
+    output:
+        manifest=f"{SITE_B}/render/shard_{{shard}}/manifest.json",
+    params:
+        py=PY,
+        render=json.dumps(site_b_render(config), sort_keys=True),
+        seed=PROOF["seed"],
+        shard_dir=lambda wc: f"{SITE_B}/render/shard_{wc.shard}",
+    conda:
+        ENV
+    log:
+        f"{OUT}/logs/proof/render/shard_{{shard}}.log",
+    benchmark:
+        f"{OUT}/benchmarks/proof/render/shard_{{shard}}.tsv"
+    threads: 2
+    resources:
+        mem_mb=4000,
+        runtime=120,
+    shell:
+        RENDER_SHELL
+
+
+rule proof_annotate:
+    """Site-B instance maps of one shard -> COCO JSON."""
+    input:
+        manifest=rules.proof_render.output.manifest,
+    output:
+        coco=f"{SITE_B}/coco/shard_{{shard}}.json",
+    params:
+        py=PY,
+        classes=cfg_json("classes"),
+        min_px=config["annotate"]["min_visible_pixels"],
+        min_vis=config["annotate"]["min_visibility"],
+        shard_dir=lambda wc: f"{SITE_B}/render/shard_{wc.shard}",
+        prefix=lambda wc: f"render/shard_{wc.shard}/",
+    conda:
+        ENV
+    log:
+        f"{OUT}/logs/proof/annotate/shard_{{shard}}.log",
+    benchmark:
+        f"{OUT}/benchmarks/proof/annotate/shard_{{shard}}.tsv"
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=20,
+    shell:
+        ANNOTATE_SHELL
+
+
+rule proof_split:
+    """Site B: exactly proof.val_images validation and proof.test_images test images; the rest is the pool."""
+    input:
+        expand(f"{SITE_B}/coco/shard_{{shard}}.json", shard=SITE_B_SHARDS),
+    output:
+        train=f"{SITE_B}/dataset/train.json",
+        val=f"{SITE_B}/dataset/val.json",
+        test=f"{SITE_B}/dataset/test.json",
+    params:
+        py=PY,
+        fractions=json.dumps(proof_fractions(config), sort_keys=True),
+        seed=PROOF["seed"],
+        out_dir=dir_of("train"),
+    conda:
+        ENV
+    log:
+        f"{OUT}/logs/proof/split.log",
+    benchmark:
+        f"{OUT}/benchmarks/proof/split.tsv"
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    shell:
+        SPLIT_SHELL
+
+
+rule proof_subset:
+    """The first N images of the site-B pool (nested)."""
+    input:
+        train=rules.proof_split.output.train,
+    output:
+        train=f"{SITE_B}/dataset/n{{images}}.json",
+    params:
+        py=PY,
+    conda:
+        ENV
+    log:
+        f"{OUT}/logs/proof/subset/n{{images}}.log",
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=10,
+    shell:
+        "{params.py:q} -m pipeline subset {input.train:q} --images {wildcards.images} --out {output.train:q}"
+        " > {log:q} 2>&1"
+
+
+rule proof_weights:
+    """weights.json of a site-B start: the site-A checkpoint (hashed), or none."""
+    input:
+        lambda wc: [BASE_CKPT] if wc.source == "site_a" else [],
+    output:
+        info=f"{PROOF_OUT}/weights_{{source}}.json",
+    params:
+        py=PY,
+        arch=config["model"]["arch"],
+        weights=lambda wc: BASE_CKPT if wc.source == "site_a" else "none",
+    conda:
+        ENV
+    log:
+        f"{OUT}/logs/proof/weights_{{source}}.log",
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    shell:
+        "{params.py:q} -m pipeline weights --arch {params.arch:q} --weights {params.weights:q}"
+        " --out {output.info:q} > {log:q} 2>&1"
+
+
+rule proof_train:
+    """One site-B model: a start and N training images, with the budget of proof.train."""
+    input:
+        train=f"{SITE_B}/dataset/n{{images}}.json",
+        val=rules.proof_split.output.val,
+        weights=proof_weights,
+    output:
+        final=f"{PROOF_OUT}/runs/{{start}}_n{{images}}/train/model_final.pth",
+        metrics=f"{PROOF_OUT}/runs/{{start}}_n{{images}}/train/metrics.csv",
+    params:
+        py=PY,
+        classes=cfg_json("classes"),
+        model=proof_model_cfg,
+        train=json.dumps(PROOF_TRAIN, sort_keys=True),
+        out_dir=dir_of("final"),
+        root=root_of("val"),
+    conda:
+        ENV
+    log:
+        f"{OUT}/logs/proof/train/{{start}}_n{{images}}.log",
+    benchmark:
+        f"{OUT}/benchmarks/proof/train/{{start}}_n{{images}}.tsv"
+    threads: 2
+    resources:
+        mem_mb=8000,
+        runtime=240,
+    shell:
+        TRAIN_SHELL
+
+
+rule proof_evaluate:
+    """A site-B model (its final weights: nothing is selected) on the site-B test set."""
+    input:
+        checkpoint=rules.proof_train.output.final,
+        ann=rules.proof_split.output.test,
+    output:
+        metrics=f"{PROOF_OUT}/runs/{{start}}_n{{images}}/eval/metrics.json",
+        predictions=f"{PROOF_OUT}/runs/{{start}}_n{{images}}/eval/predictions.json",
+    params:
+        py=PY,
+        source=checkpoint_arg,
+        eval=cfg_json("evaluate"),
+        model=proof_model_cfg,
+        out_dir=dir_of("metrics"),
+        root=root_of("ann"),
+    conda:
+        ENV
+    log:
+        f"{OUT}/logs/proof/evaluate/{{start}}_n{{images}}.log",
+    benchmark:
+        f"{OUT}/benchmarks/proof/evaluate/{{start}}_n{{images}}.tsv"
+    threads: 2
+    resources:
+        mem_mb=6000,
+        runtime=60,
+    shell:
+        EVAL_SHELL
+
+
+rule proof_no_adaptation:
+    """The site-A model on the site-B test set as it is: the experiment's zero-shot row."""
+    input:
+        checkpoint=BASE_CKPT,
+        ann=rules.proof_split.output.test,
+    output:
+        metrics=f"{PROOF_OUT}/site_a_model/eval/metrics.json",
+        predictions=f"{PROOF_OUT}/site_a_model/eval/predictions.json",
+    params:
+        py=PY,
+        source=checkpoint_arg,
+        eval=cfg_json("evaluate"),
+        model=cfg_json("model"),
+        out_dir=dir_of("metrics"),
+        root=root_of("ann"),
+    conda:
+        ENV
+    log:
+        f"{OUT}/logs/proof/no_adaptation.log",
+    benchmark:
+        f"{OUT}/benchmarks/proof/no_adaptation.tsv"
+    threads: 2
+    resources:
+        mem_mb=6000,
+        runtime=60,
+    shell:
+        EVAL_SHELL
+
+
+def proof_info():
+    info = {"title": f"hangar-synth: site adaptation ({NAME})", "classes": config["classes"], "iterations": PROOF_TRAIN["iterations"],
+            "batch_size": PROOF_TRAIN["batch_size"], "eval_every": PROOF_TRAIN["eval_every"],
+            "test_images": PROOF["test_images"], "val_images": PROOF["val_images"],
+            "site_b_render": PROOF["site_b"],
+            "site_a_note": f"render section of {NAME}, model trained {config['train']['iterations']} iterations "
+                           f"(weights: {config['model']['weights']})"}
+    return json.dumps(info, sort_keys=True)
+
+
+rule proof_report:
+    """The experiment's page: site-B test AP per class against N for each start, AP over iterations, JSON."""
+    input:
+        runs=[f"{PROOF_OUT}/runs/{s}_n{n}/eval/metrics.json" for s, n in PROOF_RUNS],
+        curves=[f"{PROOF_OUT}/runs/{s}_n{n}/train/metrics.csv" for s, n in PROOF_RUNS],
+        zero=rules.proof_no_adaptation.output.metrics,
+        site_a=rules.evaluate.output.metrics,
+    output:
+        html=report(f"{PROOF_OUT}/index.html", category="Proof"),
+        json=f"{PROOF_OUT}/proof.json",
+        ap_vs_n=report(f"{PROOF_OUT}/ap_vs_n.png", category="Proof"),
+        ap_vs_it=report(f"{PROOF_OUT}/ap_vs_iterations.png", category="Proof"),
+    params:
+        py=PY,
+        runs=" ".join(f"--run {s} {n} {PROOF_OUT}/runs/{s}_n{n}/eval/metrics.json {PROOF_OUT}/runs/{s}_n{n}/train"
+                      for s, n in PROOF_RUNS),
+        info=proof_info(),
+        out_dir=dir_of("json"),
+    conda:
+        ENV
+    log:
+        f"{OUT}/logs/proof/report.log",
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    shell:
+        "{params.py:q} -m pipeline proof-report {params.runs} --zero-shot {input.zero:q} --site-a {input.site_a:q}"
+        " --info {params.info:q} --out-dir {params.out_dir:q} > {log:q} 2>&1"
+
+
+rule proof:
+    """snakemake proof: the site-adaptation experiment (results/<name>/proof/index.html)."""
+    input:
+        rules.proof_report.output.html,
