@@ -62,11 +62,13 @@ def collect(runs: list[tuple[str, int, Path, Path]], zero_shot: Path, site_a: Pa
         if scratch is None or not scratch["val_curve"]:
             continue
         target = scratch["val_curve"][-1]["segm_AP"]
+        out.setdefault("time_to_scratch_final_val_segm_AP", {})[str(n)] = target
+        if target <= 0:  # from scratch learned nothing measurable: every run "reaches" 0 at once
+            continue
         for r in out["runs"]:
             if r["n"] == n and r["val_curve"]:
                 hit = next((p["iteration"] for p in r["val_curve"] if p["segm_AP"] >= target), None)
                 time_to.setdefault(r["start"], {})[str(n)] = hit
-        out.setdefault("time_to_scratch_final_val_segm_AP", {})[str(n)] = target
     out["iterations_to_reach_scratch"] = time_to
     return out
 
@@ -89,7 +91,10 @@ def ap_vs_n_plot(result: dict[str, Any], classes: list[str]) -> str:
             zero = result["zero_shot"][iou]["AP"] if col == "mean" else result["zero_shot"][iou]["per_class"].get(col, -1)
             if zero >= 0:
                 ax.axhline(zero, color="grey", ls="--", label="site-A model, no adaptation")
-            ax.set_xscale("log", base=2)
+            ax.set_xscale("log")
+            ns = sorted({r["n"] for r in result["runs"]})
+            ax.set_xticks(ns, [str(n) for n in ns])
+            ax.minorticks_off()
             ax.set_xlabel("site-B training images N")
             ax.set_ylabel(f"{iou} AP (site-B test)")
             ax.set_title(f"{iou} AP, {col}")
@@ -145,11 +150,18 @@ def _table(result: dict[str, Any], iou: str, classes: list[str]) -> str:
 def build_page(result: dict[str, Any], classes: list[str], figures: dict[str, str]) -> str:
     b_keys = ", ".join(f"{k}: {json.dumps(v)}" for k, v in sorted(result.get("site_b_render", {}).items()))
     site_a = result.get("site_a_test")
-    time_rows = "".join(
-        f"<tr><td>{START_LABEL[s]}</td>" + "".join(f"<td>{'not reached' if v is None else v}</td>" for _, v in sorted(d.items(), key=lambda kv: int(kv[0]))) + "</tr>"
-        for s, d in result["iterations_to_reach_scratch"].items())
-    time_head = "".join(f"<th>N={n} (target {_fmt(t)})</th>" for n, t in
-                        sorted(result.get("time_to_scratch_final_val_segm_AP", {}).items(), key=lambda kv: int(kv[0])))
+    targets = sorted(result.get("time_to_scratch_final_val_segm_AP", {}).items(), key=lambda kv: int(kv[0]))
+    reached = result["iterations_to_reach_scratch"]
+
+    def cell(start: str, n: str, target: float) -> str:
+        if target <= 0:
+            return "n/a (scratch AP 0)"
+        hit = reached.get(start, {}).get(n)
+        return "not reached" if hit is None else str(hit)
+
+    time_rows = "".join(f"<tr><td>{START_LABEL[s]}</td>" + "".join(f"<td>{cell(s, n, t)}</td>" for n, t in targets)
+                        + "</tr>" for s in START_LABEL if any(r["start"] == s for r in result["runs"]))
+    time_head = "".join(f"<th>N={n} (target {_fmt(t)})</th>" for n, t in targets)
     return f"""<!doctype html><html><head><meta charset="utf-8"><title>{html.escape(result['title'])}</title>
 <style>body{{font-family:sans-serif;max-width:1200px;margin:auto}}table{{border-collapse:collapse;margin:8px 0}}
 td,th{{border:1px solid #bbb;padding:3px 8px;text-align:right}}td:nth-child(-n+2){{text-align:left}}</style></head><body>

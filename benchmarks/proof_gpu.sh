@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# What produced benchmarks/results/proof_gpu_*: the site-adaptation experiment at GPU scale, run on
+# a lent GPU machine (its own python3 with torch/torchvision; pycocotools carried as a wheel in .whl/)
+# with both sites of configs/proof_cpu.yaml rendered beforehand on a CPU machine and packed:
+#   snakemake results/proof_cpu/proof/site_b/dataset/n100.json results/proof_cpu/dataset/test.json \
+#     --configfile configs/proof_cpu.yaml --cores all
+#   python benchmarks/proof_gpu.py pack            # -> results/proof_gpu_data (~45 MiB)
+#   OUT=/some/dir bash benchmarks/proof_gpu.sh     # on the GPU machine; extra args go to proof_gpu.py run
+set -euo pipefail
+cd "$(dirname "$0")/.."
+OUT=${OUT:-benchmarks/results}
+WORK=${WORK:-/tmp/proof_gpu}
+if ls .whl/*.whl >/dev/null 2>&1; then
+  python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl
+  export PYTHONPATH=/tmp/site
+fi
+export PYTHONUNBUFFERED=1 OMP_NUM_THREADS=2  # many training processes share 16 cores
+{ nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv
+  python3 -c 'import torch, torchvision, sys; print(sys.version.split()[0], torch.__version__, torchvision.__version__)'
+  nproc
+} | tee "$OUT/proof_gpu_env.txt"
+collect() {  # what comes back, also after a failure: page, JSON, plots, CSVs and logs (no checkpoints)
+  mkdir -p "$OUT/proof_gpu"
+  (cd "$WORK" && find . \( -name '*.json' -o -name '*.csv' -o -name '*.log' -o -name '*.png' -o -name '*.html' \) \
+     ! -name predictions.json -print0 | xargs -0 -r cp --parents -t "$OUT/proof_gpu") || true
+}
+trap collect EXIT
+python3 benchmarks/proof_gpu.py run --out "$WORK" "$@"
