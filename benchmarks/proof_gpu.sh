@@ -25,4 +25,5 @@ collect() {  # what comes back, also after a failure: page, JSON, plots, CSVs an
      ! -name predictions.json -print0 | xargs -0 -r cp --parents -t "$OUT/proof_gpu") || true
 }
 trap collect EXIT
-python3 benchmarks/proof_gpu.py run --out "$WORK" "$@"
+# sized to end within 9 minutes; past BUDGET_S what finished still comes back
+timeout "${BUDGET_S:-540}" python3 benchmarks/proof_gpu.py run --out "$WORK" "$@"
