@@ -7,7 +7,7 @@ import numpy as np
 
 from blender.materials import cardboard, film, material, wood
 from blender.mesh import MeshBuilder
-from blender.pallet_jack_spec import PALLETS
+from blender.pallet_jack_spec import PALLET_ENTRY_TOP_M, PALLETS
 
 
 def add_pallet(mb: MeshBuilder, name: str, load: dict, centre: tuple[float, float], z0: float) -> float:
@@ -21,15 +21,16 @@ def add_pallet(mb: MeshBuilder, name: str, load: dict, centre: tuple[float, floa
         for x in (-w / 2 + 0.05, 0.0, w / 2 - 0.05):
             bw = 0.145 if x == 0 else 0.1
             mb.box((cx + x, cy, z0 + 0.011), (bw, length, 0.022), board)
-            for y in (-length / 2 + 0.0725, 0.0, length / 2 - 0.0725):
+            for y in (-length / 2 + 0.0725, 0.0, length / 2 - 0.0725):  # blocks up to PALLET_ENTRY_TOP_M
                 mb.box((cx + x, cy + y, z0 + 0.061), (bw, 0.145, 0.078), board)
         for y in (-length / 2 + 0.0725, 0.0, length / 2 - 0.0725):
             mb.box((cx, cy + y, z0 + 0.111), (w, 0.145, 0.022), board)
         for x in np.linspace(-w / 2 + 0.0725, w / 2 - 0.0725, 5):
             mb.box((cx + x, cy, z0 + 0.133), (0.145 if abs(x) > 0.2 or x == 0 else 0.1, length, 0.022), board)
         return z0 + 0.144
+    stringer = PALLET_ENTRY_TOP_M["GMA"]
     for x in (-w / 2 + 0.019, 0.0, w / 2 - 0.019):
-        mb.box((cx + x, cy, z0 + 0.0525), (0.038, length, 0.105), board)
+        mb.box((cx + x, cy, z0 + stringer / 2), (0.038, length, stringer), board)
     for y in np.linspace(-length / 2 + 0.045, length / 2 - 0.045, 7):
         mb.box((cx, cy + y, z0 + 0.113), (w, 0.089, 0.016), board)
     return z0 + 0.121

@@ -14,7 +14,7 @@ from mathutils import Matrix, Vector
 from blender.materials import BLACK, chrome, material, painted_metal, rubber
 from blender.mesh import MeshBuilder
 from blender.pallet_build import add_cargo, add_pallet
-from blender.pallet_jack_spec import GRIP_WIDTH_M, PALLETS, TILLER, grip_point
+from blender.pallet_jack_spec import GRIP_WIDTH_M, PALLET_ENTRY_TOP_M, PALLETS, TILLER, grip_point
 from blender.spec import ObjectSpec
 
 TINE_W, TINE_H = 0.16, 0.05
@@ -125,7 +125,7 @@ def _load(spec: ObjectSpec, jack: bpy.types.Object) -> bpy.types.Object:
     optionally stretch-wrapped: one unlabelled object moving with the jack."""
     p, load = spec.params, spec.params["load"]
     centre = (0.0, -0.02 - PALLETS[load["pallet"]][1] / 2)  # the near end just clear of the chassis
-    entry_top = 0.1 if load["pallet"] == "EUR" else 0.105  # underside of the deck above the entries
+    entry_top = PALLET_ENTRY_TOP_M[load["pallet"]]
     mb = MeshBuilder()
     deck = add_pallet(mb, f"{spec.name}_load", load, centre, max(0.0, p["fork_height_m"] - entry_top))
     add_cargo(mb, f"{spec.name}_load", load, centre, deck)

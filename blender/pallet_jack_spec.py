@@ -20,6 +20,9 @@ TILLER = {"manual": ((0.0, 0.18, 0.62), 1.09), "electric": ((0.0, 0.3, 0.78), 0.
 GRIP_WIDTH_M = 0.32
 OPERATED_TILLER_RAD = (0.95, 1.3)  # pulled down towards the operator: grip 0.92-1.23 m above the floor
 PALLETS = {"EUR": (0.8, 1.2), "GMA": (1.016, 1.219)}  # width (x) x length (y, along the forks), metres
+# Height of the fork entries (underside of the deck above them): EUR bottom board 0.022 + block 0.078,
+# GMA stringer 0.105. pallet_build makes the pallet with it, the jack's load sits on its forks by it.
+PALLET_ENTRY_TOP_M = {"EUR": 0.1, "GMA": 0.105}
 CARTONS = [(0.55, 0.4, 0.25), (0.55, 0.4, 0.25), (0.7, 0.6, 0.45), (0.45, 0.32, 0.2), (0.85, 0.85, 0.82)]  # kraft brown mostly
 
 

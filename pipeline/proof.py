@@ -98,7 +98,7 @@ def ap_vs_n_plot(result: dict[str, Any], classes: list[str]) -> str:
             ax.set_xlabel("site-B training images N")
             ax.set_ylabel(f"{iou} AP (site-B test)")
             ax.set_title(f"{iou} AP, {col}")
-            ax.set_ylim(bottom=0)
+            ax.set_ylim(0, max(0.05, ax.get_ylim()[1]))  # AP of a few thousandths stays flat on the page
             if i == 0 and j == 0:
                 ax.legend(fontsize=7)
     fig.tight_layout()
@@ -119,7 +119,7 @@ def ap_vs_iterations_plot(result: dict[str, Any]) -> str:
         ax.set_xlabel("training iteration")
         ax.set_ylabel("segm AP (site-B val)")
         ax.set_title(f"N = {n}")
-        ax.set_ylim(bottom=0)
+        ax.set_ylim(0, max(0.05, ax.get_ylim()[1]))
     axes[0][0].legend(fontsize=7)
     fig.tight_layout()
     return plots.png_b64(fig)
