@@ -1,10 +1,11 @@
 # make demo : set up .venv (pinned requirements) and run the smoke workflow end to end
 # make test : set up .venv and run the whole test suite (what .ci/run calls)
+# make proof: the site-adaptation experiment at CPU scale (configs/proof_cpu.yaml, ~1.5 h on 2 cores)
 VENV ?= .venv
 CORES ?= all
 CONFIG ?= configs/smoke.yaml
 
-.PHONY: venv demo run test lint clean
+.PHONY: venv demo run proof test lint clean
 venv:
 	VENV=$(VENV) scripts/setup_venv.sh
 
@@ -13,6 +14,9 @@ demo: venv
 
 run: venv
 	$(VENV)/bin/snakemake --cores $(CORES) --configfile configs/default.yaml
+
+proof: venv
+	$(VENV)/bin/snakemake proof --cores $(CORES) --configfile configs/proof_cpu.yaml
 
 test: venv
 	$(VENV)/bin/python -m pytest -ra

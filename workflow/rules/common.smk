@@ -1,5 +1,5 @@
 # Config (validated before anything runs), paths and helpers shared by the rule files.
-from pipeline.config import load_config, validate
+from pipeline.config import load_config, merge, proof_fractions, site_b_render, validate
 from snakemake.settings.types import DeploymentMethod
 
 if not config:
@@ -75,3 +75,38 @@ def variant_train_json(wildcards):
     if wildcards.variant.startswith("n"):
         return f"{OUT}/variants/{wildcards.variant}/train.json"
     return f"{OUT}/dataset/train.json"
+
+
+# The site-adaptation experiment (workflow/rules/proof.smk)
+PROOF = config["proof"]
+PROOF_OUT = f"{OUT}/proof"
+SITE_B = f"{PROOF_OUT}/site_b"
+SITE_B_SHARDS = [f"{k:03d}" for k in range(PROOF["shards"])]
+PROOF_TRAIN = merge(config["train"], PROOF["train"])
+PROOF_RUNS = [(s, n) for s in PROOF["starts"] for n in sorted(PROOF["train_images"])]
+# the site-A model the adaptations start from: the one the main evaluation scores
+BASE_CKPT = f"{OUT}/train/{EVAL_CKPT}"
+
+
+def proof_model_cfg(wildcards):
+    """`model` of a site-B run: the site-A checkpoint in the start's transfer mode, or nothing (from scratch)."""
+    model = dict(config["model"])
+    if wildcards.start == "from_scratch":
+        model.update(weights="none", transfer="full")
+    else:
+        model.update(weights=BASE_CKPT, transfer=wildcards.start)
+    return json.dumps(model, sort_keys=True)
+
+
+def proof_weights(wildcards):
+    return f"{PROOF_OUT}/weights_{'none' if wildcards.start == 'from_scratch' else 'site_a'}.json"
+
+
+def proof_info():
+    info = {"title": f"hangar-synth: site adaptation ({NAME})", "classes": config["classes"], "iterations": PROOF_TRAIN["iterations"],
+            "batch_size": PROOF_TRAIN["batch_size"], "eval_every": PROOF_TRAIN["eval_every"],
+            "test_images": PROOF["test_images"], "val_images": PROOF["val_images"],
+            "site_b_render": PROOF["site_b"],
+            "site_a_note": f"render section of {NAME}, model trained {config['train']['iterations']} iterations "
+                           f"(weights: {config['model']['weights']})"}
+    return json.dumps(info, sort_keys=True)

@@ -3,31 +3,7 @@
 # pool (nested N-image training sets), validation images and a held-out test set. Each start
 # (the site-A model in feature_extraction / fine_tune mode, or from scratch) trains on each N with
 # the same budget (proof.train over train), and every model is scored on the site-B test set.
-from pipeline.config import merge, proof_fractions, site_b_render
-
-PROOF = config["proof"]
-PROOF_OUT = f"{OUT}/proof"
-SITE_B = f"{PROOF_OUT}/site_b"
-SITE_B_SHARDS = [f"{k:03d}" for k in range(PROOF["shards"])]
-PROOF_TRAIN = merge(config["train"], PROOF["train"])
-PROOF_RUNS = [(s, n) for s in PROOF["starts"] for n in sorted(PROOF["train_images"])]
-# the site-A model the adaptations start from: the one the main evaluation scores
-BASE_CKPT = f"{OUT}/train/{EVAL_CKPT}"
-
-
-def proof_model_cfg(wildcards):
-    """`model` of a site-B run: the site-A checkpoint in the start's transfer mode, or nothing (from scratch)."""
-    model = dict(config["model"])
-    if wildcards.start == "from_scratch":
-        model.update(weights="none", transfer="full")
-    else:
-        model.update(weights=BASE_CKPT, transfer=wildcards.start)
-    return json.dumps(model, sort_keys=True)
-
-
-def proof_weights(wildcards):
-    return f"{PROOF_OUT}/weights_{'none' if wildcards.start == 'from_scratch' else 'site_a'}.json"
-
+# (constants and helpers: workflow/rules/common.smk)
 
 rule proof_render:
     """Render one shard of site B (its own render section and seed)."""
@@ -236,16 +212,6 @@ rule proof_no_adaptation:
         runtime=60,
     shell:
         EVAL_SHELL
-
-
-def proof_info():
-    info = {"title": f"hangar-synth: site adaptation ({NAME})", "classes": config["classes"], "iterations": PROOF_TRAIN["iterations"],
-            "batch_size": PROOF_TRAIN["batch_size"], "eval_every": PROOF_TRAIN["eval_every"],
-            "test_images": PROOF["test_images"], "val_images": PROOF["val_images"],
-            "site_b_render": PROOF["site_b"],
-            "site_a_note": f"render section of {NAME}, model trained {config['train']['iterations']} iterations "
-                           f"(weights: {config['model']['weights']})"}
-    return json.dumps(info, sort_keys=True)
 
 
 rule proof_report:
