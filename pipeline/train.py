@@ -47,7 +47,8 @@ def device_name(device: torch.device) -> str:
         return torch.cuda.get_device_name(device)
     model = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
                   if line.startswith("model name")), None) if Path("/proc/cpuinfo").is_file() else None
-    return f"{model or platform.processor() or 'CPU'}, {len(os.sched_getaffinity(0))} cores"
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()  # macOS: no affinity
+    return f"{model or platform.processor() or 'CPU'}, {cores} cores"
 
 
 def param_groups(model: torch.nn.Module, weight_decay: float) -> list[dict[str, Any]]:
