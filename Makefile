@@ -1,6 +1,6 @@
 # make demo : set up .venv (pinned requirements) and run the smoke workflow end to end
 # make test : set up .venv and run the whole test suite (what .ci/run calls)
-# make proof: the site-adaptation experiment at CPU scale (configs/proof_cpu.yaml, ~1.5 h on 2 cores)
+# make proof: the site-adaptation experiment at CPU scale (configs/proof_cpu.yaml, ~2 h on 2 cores)
 VENV ?= .venv
 CORES ?= all
 CONFIG ?= configs/smoke.yaml
