@@ -93,6 +93,8 @@ def evaluate(data: Path, site: str, ckpt: Path, model: dict, eval_cfg: dict, out
 
 
 def run(data: Path, out: Path, args: argparse.Namespace) -> None:
+    from pipeline.proof import start_model
+
     plan = json.loads((data / "plan.json").read_text())
     classes, proof = plan["classes"], plan["proof"]
     gpu = {"device": args.device, "amp": True, "amp_dtype": "bfloat16", "workers": args.workers,
@@ -121,8 +123,7 @@ def run(data: Path, out: Path, args: argparse.Namespace) -> None:
             return key, evaluate(data, "site_b", base, model_a, eval_cfg, out / "site_a_model" / "eval",
                                  out / "logs" / "no_adaptation.log")
         start, n = key
-        model = {**plan["model"], **({"weights": "none", "transfer": "full"} if start == "from_scratch"
-                                     else {"weights": str(base), "transfer": start})}
+        model = start_model(plan["model"], start, str(base))
         weights = out / ("weights_none.json" if start == "from_scratch" else "weights_site_a.json")
         run_dir = out / "runs" / f"{start}_n{n}"
         s = train(data, "site_b", f"n{n}.json", weights, model, site_train, classes, run_dir / "train",

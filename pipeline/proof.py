@@ -20,6 +20,19 @@ START_STYLE = {"feature_extraction": ("tab:blue", "o"), "fine_tune": ("tab:green
                "from_scratch": ("tab:red", "^")}
 
 
+def start_model(model: dict[str, Any], start: str, base: str) -> dict[str, Any]:
+    """The `model` section of a site-B run: the site-A checkpoint `base` in the start's transfer
+    mode, or no weights at all (from_scratch trains everything)."""
+    if start == "from_scratch":
+        return {**model, "weights": "none", "transfer": "full"}
+    return {**model, "weights": base, "transfer": start}
+
+
+def _ap(scores: dict[str, Any], iou: str, col: str) -> float:
+    """AP of one IoU type over all classes (col "mean") or of one class; -1 where it has none."""
+    return scores[iou]["AP"] if col == "mean" else scores[iou]["per_class"].get(col, -1)
+
+
 def _scores(metrics: dict[str, Any]) -> dict[str, Any]:
     """AP, AP50 and per-class AP of both IoU types of an evaluate metrics.json."""
     return {t: {"AP": metrics[t]["AP"], "AP50": metrics[t]["AP50"], "per_class": dict(metrics[t]["per_class"])}
@@ -77,22 +90,21 @@ def ap_vs_n_plot(result: dict[str, Any], classes: list[str]) -> str:
     """Site-B test AP against N: one panel per IoU type and class (and the mean), one line per start."""
     plt = plots._plt()
     cols = ["mean"] + classes
+    ns = sorted({r["n"] for r in result["runs"]})
     fig, axes = plt.subplots(2, len(cols), figsize=(3.6 * len(cols), 6.4), squeeze=False)
     for i, iou in enumerate(("segm", "bbox")):
         for j, col in enumerate(cols):
             ax = axes[i][j]
             for start in START_LABEL:
-                pts = [(r["n"], r[iou]["AP"] if col == "mean" else r[iou]["per_class"].get(col, -1))
-                       for r in result["runs"] if r["start"] == start]
+                pts = [(r["n"], _ap(r, iou, col)) for r in result["runs"] if r["start"] == start]
                 pts = [(n, ap) for n, ap in pts if ap >= 0]
                 if pts:
                     color, marker = START_STYLE[start]
                     ax.plot(*zip(*pts), color=color, marker=marker, label=START_LABEL[start])
-            zero = result["zero_shot"][iou]["AP"] if col == "mean" else result["zero_shot"][iou]["per_class"].get(col, -1)
+            zero = _ap(result["zero_shot"], iou, col)
             if zero >= 0:
                 ax.axhline(zero, color="grey", ls="--", label="site-A model, no adaptation")
             ax.set_xscale("log")
-            ns = sorted({r["n"] for r in result["runs"]})
             ax.set_xticks(ns, [str(n) for n in ns])
             ax.minorticks_off()
             ax.set_xlabel("site-B training images N")
@@ -138,10 +150,9 @@ def _table(result: dict[str, Any], iou: str, classes: list[str]) -> str:
             by_n = {r["n"]: r for r in result["runs"] if r["start"] == start}
             if not by_n:
                 continue
-            cells = "".join(f"<td>{_fmt(by_n[n][iou]['AP'] if col == 'mean' else by_n[n][iou]['per_class'].get(col)) if n in by_n else ''}</td>"
-                            for n in ns)
+            cells = "".join(f"<td>{_fmt(_ap(by_n[n], iou, col)) if n in by_n else ''}</td>" for n in ns)
             rows.append(f"<tr><td>{html.escape(col)}</td><td>{START_LABEL[start]}</td>{cells}</tr>")
-        zero = result["zero_shot"][iou]["AP"] if col == "mean" else result["zero_shot"][iou]["per_class"].get(col)
+        zero = _ap(result["zero_shot"], iou, col)
         rows.append(f"<tr><td>{html.escape(col)}</td><td>site-A model, no adaptation</td>"
                     f"<td colspan='{len(ns)}'>{_fmt(zero)}</td></tr>")
     return (f"<table><tr><th>class</th><th>start</th>{head}</tr>{''.join(rows)}</table>")

@@ -1,5 +1,6 @@
 # Config (validated before anything runs), paths and helpers shared by the rule files.
 from pipeline.config import load_config, merge, proof_fractions, site_b_render, validate
+from pipeline.proof import start_model
 from snakemake.settings.types import DeploymentMethod
 
 if not config:
@@ -90,12 +91,7 @@ BASE_CKPT = f"{OUT}/train/{EVAL_CKPT}"
 
 def proof_model_cfg(wildcards):
     """`model` of a site-B run: the site-A checkpoint in the start's transfer mode, or nothing (from scratch)."""
-    model = dict(config["model"])
-    if wildcards.start == "from_scratch":
-        model.update(weights="none", transfer="full")
-    else:
-        model.update(weights=BASE_CKPT, transfer=wildcards.start)
-    return json.dumps(model, sort_keys=True)
+    return json.dumps(start_model(config["model"], wildcards.start, BASE_CKPT), sort_keys=True)
 
 
 def proof_weights(wildcards):

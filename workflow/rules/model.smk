@@ -1,6 +1,15 @@
 # Model half: weights -> train -> evaluate -> report, plus the comparisons of `compare:`
 # (transfer modes, data-efficiency, zero-shot general model) and an optional real-photo evaluation.
 
+# (WEIGHTS/SUBSET/TRAIN/EVAL shells are shared with the proof experiment, workflow/rules/proof.smk.)
+WEIGHTS_SHELL = (
+    "{params.py:q} -m pipeline weights --arch {params.arch:q} --weights {params.weights:q}"
+    " --out {output.info:q} > {log:q} 2>&1"
+)
+SUBSET_SHELL = (
+    "{params.py:q} -m pipeline subset {input.train:q} --images {wildcards.images} --out {output.train:q}"
+    " > {log:q} 2>&1"
+)
 TRAIN_SHELL = (
     "{params.py:q} -m pipeline train --train-json {input.train:q} --val-json {input.val:q}"
     " --image-root {params.root:q} --weights-json {input.weights:q} --classes {params.classes:q}"
@@ -31,8 +40,7 @@ rule weights:
         mem_mb=2000,
         runtime=30,
     shell:
-        "{params.py:q} -m pipeline weights --arch {params.arch:q} --weights {params.weights:q}"
-        " --out {output.info:q} > {log:q} 2>&1"
+        WEIGHTS_SHELL
 
 
 rule train:
@@ -83,8 +91,7 @@ rule subset:
         mem_mb=1000,
         runtime=10,
     shell:
-        "{params.py:q} -m pipeline subset {input.train:q} --images {wildcards.images} --out {output.train:q}"
-        " > {log:q} 2>&1"
+        SUBSET_SHELL
 
 
 rule train_variant:

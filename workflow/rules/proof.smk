@@ -99,8 +99,7 @@ rule proof_subset:
         mem_mb=1000,
         runtime=10,
     shell:
-        "{params.py:q} -m pipeline subset {input.train:q} --images {wildcards.images} --out {output.train:q}"
-        " > {log:q} 2>&1"
+        SUBSET_SHELL
 
 
 rule proof_weights:
@@ -122,8 +121,7 @@ rule proof_weights:
         mem_mb=2000,
         runtime=10,
     shell:
-        "{params.py:q} -m pipeline weights --arch {params.arch:q} --weights {params.weights:q}"
-        " --out {output.info:q} > {log:q} 2>&1"
+        WEIGHTS_SHELL
 
 
 rule proof_train:
