@@ -77,8 +77,9 @@ def main(argv: list[str] | None = None) -> int:
                     "--sheet", str(args.out.parent / f"people_{args.label}.png")], check=True)
     result = json.loads(scored.read_text())
     merged = json.loads(args.out.read_text()) if args.out.exists() else {}
-    for key in ("recognised", "n", "jack_false_alarms", "jacks", "render_s_per_frame", "code", "by_frame"):
+    for key in ("recognised", "n", "jack_false_alarms", "jacks", "render_s_per_frame", "code", "by_frame", "frames"):
         merged.setdefault(key, {})
+    merged["frames"][args.label] = args.frames
     merged["by_frame"][args.label] = result["by_frame"]
     merged["recognised"][args.label] = result["recognised"]
     merged["n"][args.label] = result["n"]

@@ -1,7 +1,8 @@
 """Build a pedestrian (bpy): the anny body of its params (blender.pedestrian_body), clothed region
-by region (shirt or hi-vis vest with reflective stripes, sleeves, trousers or shorts, shoes,
-gloves), with hair or a helmet. Everything worn is part of the one labelled object; a carried
-carton is a separate, unlabelled object held between the palms (parented, so it moves with them)."""
+by region (shirt, sleeves, trousers or shorts, shoes, gloves), a hi-vis vest as a shell over the
+shirt (reflective stripes, V neck, open armholes), hair or a helmet. Everything worn is part of the
+one labelled object; a carried carton is a separate, unlabelled object held between the palms
+(parented, so it moves with them)."""
 from __future__ import annotations
 
 import math
@@ -64,19 +65,102 @@ REST_T = "rest_t"  # per-vertex height on the unposed body / height_m: garment l
 
 def _trunk_bands(p: dict, z: np.ndarray, regions: np.ndarray) -> list[tuple[float, tuple, float, float]]:
     """Bands of the trunk (torso and hips) in rest height / height_m: trousers up to the waistband,
-    then the shirt, or a hi-vis vest from the waist to below the shoulders with two reflective stripes."""
-    h = p["height_m"]
-    hips, torso = z[regions == REGIONS.index("hips")], z[regions == REGIONS.index("torso")]
+    then the shirt up to the neckline (a hi-vis vest is a shell over it: _vest)."""
+    hips = z[regions == REGIONS.index("hips")]
     hem = np.percentile(hips, 97)
-    shirt, trousers = (tuple(p["shirt"]), 0.85, 0.0), (tuple(p["trousers"]), 0.85, 0.0)
-    bands = [(0.0, *trousers), (hem / h, *shirt)]
-    if p["hivis"]:
-        waist, shoulders = hem + 0.03 * h, torso.max() - 0.035 * h
-        vest, stripe = (tuple(p["hivis"]), 0.6, 0.0), ((0.8, 0.8, 0.82), 0.25, 0.6)
-        at = lambda rel: (waist + rel * (shoulders - waist)) / h  # noqa: E731
-        bands += [(waist / h, *vest), (at(0.14), *stripe), (at(0.26), *vest), (at(0.49), *stripe),
-                  (at(0.61), *vest), (shoulders / h, *shirt)]
-    return bands + [(_collar(z, regions) / h, tuple(p["skin"]), 0.5, 0.0)]
+    return [(0.0, tuple(p["trousers"]), 0.85, 0.0), (hem / p["height_m"], tuple(p["shirt"]), 0.85, 0.0),
+            (_collar(z, regions) / p["height_m"], tuple(p["skin"]), 0.5, 0.0)]
+
+
+VEST_OFFSET_M = 0.012  # how far the vest stands off the shirt
+
+
+def _vest_cut(p: dict, rest: np.ndarray, regions: np.ndarray) -> tuple[np.ndarray, np.ndarray, float, float]:
+    """Where a hi-vis vest lies, decided on the unposed body (so it stays a vest however the person
+    bends): the trunk from just above the waistband up over the shoulders, open where the arms begin
+    (the armholes), with a V at the front of the neck and a round neckline at the back. Returns the
+    trunk vertices, a field over the vertices that is >= 0 on the vest (its zero line is the vest's
+    edge: hem, V and neckline, cut across triangles by _clip), and the rest heights of the hem and
+    of the shoulders (which place the stripes)."""
+    z, x = rest[:, 2].astype(np.float64), np.abs(rest[:, 0]).astype(np.float64)
+    trunk = np.isin(regions, [REGIONS.index("torso"), REGIONS.index("hips")])
+    hem = float(np.percentile(z[regions == REGIONS.index("hips")], 97)) + 0.01 * p["height_m"]
+    collar = _collar(z, regions)
+    neck = 0.36 * x[trunk].max()  # half-width of the neck opening
+    v_bottom = hem + 0.55 * (collar - hem)
+    lo, hi = rest[trunk, 1].min(), rest[trunk, 1].max()
+    front = np.clip((rest[:, 1] - (lo + hi) / 2) / (0.25 * (hi - lo)), 0.0, 1.0)  # 0 behind, 1 in front
+    v_neck = x - front * neck * np.clip((z - v_bottom) / (collar - v_bottom), 0.0, 1.0)
+    back_neck = np.maximum(x - neck, collar - 0.03 * p["height_m"] - z)
+    top = collar - 0.01 * p["height_m"] - z  # over the shoulders, below where the neck begins
+    shoulders = float(z[regions == REGIONS.index("torso")].max()) - 0.035 * p["height_m"]
+    # armholes: an ellipse (front view) around each shoulder joint, wider than where the arms begin
+    ax, az = 0.42 * x[trunk].max(), 0.36 * (shoulders - hem)
+    armhole = ax * (np.hypot((x - x[trunk].max()) / ax, (z - hem - 0.72 * (shoulders - hem)) / az) - 1.0)
+    return trunk, np.minimum.reduce([z - hem, v_neck, back_neck, top, armhole]), hem, shoulders
+
+
+def _clip(faces: np.ndarray, field: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The part of a triangle mesh where `field` (per vertex, linear across each triangle) is >= 0,
+    its edge cut straight across the triangles. Returns triangles indexing [the mesh's vertices, then
+    one new vertex per cut edge], and the new vertices as (a, b, t): at a + t (b - a), shared by the
+    two triangles of an edge so the surface stays closed."""
+    inside = field[faces] >= 0
+    kept = [faces[inside.all(axis=1)]]
+    cuts: dict[tuple[int, int], int] = {}
+    n = int(field.shape[0])
+
+    def cut(a: int, b: int) -> int:
+        key = (min(a, b), max(a, b))
+        if key not in cuts:
+            cuts[key] = n + len(cuts)
+        return cuts[key]
+
+    mixed = inside.any(axis=1) & ~inside.all(axis=1)
+    for tri, ins in zip(faces[mixed], inside[mixed]):
+        odd = int(np.flatnonzero(ins != (ins.sum() == 2))[0])  # the one vertex on its own side
+        i, j, k = (int(tri[(odd + m) % 3]) for m in range(3))  # same winding, odd vertex first
+        if ins[odd]:  # one corner inside: a smaller triangle
+            kept.append(np.array([[i, cut(i, j), cut(i, k)]]))
+        else:  # two inside: the quad j, k, cut(k, i), cut(i, j)
+            kept.append(np.array([[j, k, cut(k, i)], [j, cut(k, i), cut(i, j)]]))
+    pairs = np.array(list(cuts), np.int64).reshape(-1, 2)
+    fa, fb = field[pairs[:, 0]], field[pairs[:, 1]]
+    return np.concatenate(kept).astype(np.int64), pairs[:, 0], pairs[:, 1], fa / (fa - fb)
+
+
+def _vertex_normals(v: np.ndarray, faces: np.ndarray) -> np.ndarray:
+    """Unit vertex normals, area-weighted over the adjacent triangles."""
+    fn = np.cross(v[faces[:, 1]] - v[faces[:, 0]], v[faces[:, 2]] - v[faces[:, 0]])
+    n = np.zeros_like(v, dtype=np.float64)
+    for k in range(3):
+        np.add.at(n, faces[:, k], fn)
+    return n / np.maximum(np.linalg.norm(n, axis=1, keepdims=True), 1e-12)
+
+
+def _vest(p: dict, body: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The hi-vis vest: the trunk's triangles clipped to the vest's outline, pushed VEST_OFFSET_M out
+    along the posed body's normals (so it moves with the person, limb blur included); vertices,
+    triangles, and each vertex's rest height / height_m (the stripes are level lines of it)."""
+    trunk, field, _, _ = _vest_cut(p, body["rest"], body["region"])
+    faces, a, b, t = _clip(body["faces"][trunk[body["faces"]].all(axis=1)], field)
+    normals = _vertex_normals(body["vertices"].astype(np.float64), body["faces"])
+    lerp = lambda values: np.concatenate([values, values[a] + t[:, None] * (values[b] - values[a])])  # noqa: E731
+    n = lerp(normals)
+    verts = lerp(body["vertices"].astype(np.float64)) + VEST_OFFSET_M * n / np.linalg.norm(n, axis=1, keepdims=True)
+    used = np.unique(faces)
+    rest_t = lerp(body["rest"][:, 2:].astype(np.float64))[:, 0] / p["height_m"]
+    return verts[used].astype(np.float32), np.searchsorted(used, faces).astype(np.int32), \
+        rest_t[used].astype(np.float32)
+
+
+def _vest_bands(p: dict, rest: np.ndarray, regions: np.ndarray) -> list[tuple[float, tuple, float, float]]:
+    """Fluorescent cloth with two silver retro-reflective stripes around the trunk (rest height / height_m)."""
+    _, _, hem, shoulders = _vest_cut(p, rest, regions)
+    h = p["height_m"]
+    vest, stripe = (tuple(p["hivis"]), 0.6, 0.0), ((0.8, 0.8, 0.82), 0.25, 0.6)
+    at = lambda rel: (hem + rel * (shoulders - hem)) / h  # noqa: E731
+    return [(0.0, *vest), (at(0.16), *stripe), (at(0.28), *vest), (at(0.5), *stripe), (at(0.62), *vest)]
 
 
 def _collar(z: np.ndarray, regions: np.ndarray) -> float:
@@ -87,7 +171,7 @@ def _collar(z: np.ndarray, regions: np.ndarray) -> float:
 def _clothing(p: dict, name: str, centroids: np.ndarray, regions: np.ndarray, rest_z: np.ndarray,
               vertex_regions: np.ndarray):
     """Materials and each face's material slot: clothes by body region, laid out on the unposed body;
-    the trunk in one banded material (crisp hem, vest and stripe lines across triangles)."""
+    the trunk in one banded material (crisp waistband and neckline across triangles)."""
     mats = [skin(f"{name}_skin", p["skin"]), fabric(f"{name}_shirt", p["shirt"]),
             fabric(f"{name}_trousers", p["trousers"]), material(f"{name}_shoes", p["shoes"], 0.55),
             fabric(f"{name}_hair", p["hair"], 0.5),
@@ -137,6 +221,16 @@ def _head_parts(p: dict, body: dict[str, np.ndarray]) -> list[tuple[np.ndarray, 
     return [((v @ rot.T + shift).astype(np.float32), f, m) for v, f, m in parts]
 
 
+def _worn_parts(p: dict, body: dict[str, np.ndarray]) -> list[tuple[np.ndarray, np.ndarray, str, np.ndarray]]:
+    """Everything worn over the body that is its own surface (helmet, tied or long hair, the vest):
+    (vertices, triangles, kind, each vertex's rest height / height_m: 0 where no garment line needs it)."""
+    parts = [(v, f, kind, np.zeros(len(v), np.float32)) for v, f, kind in _head_parts(p, body)]
+    if p["hivis"]:
+        v, f, t = _vest(p, body)
+        parts.append((v, f, "vest", t))
+    return parts
+
+
 def carton_box(body: dict[str, np.ndarray], depth: float, height: float) -> tuple[np.ndarray, np.ndarray]:
     """Centre and size of a carton held between the palms (body frame), kept clear of the torso."""
     palms = body["palms"]
@@ -167,8 +261,8 @@ GAIT_CYCLE_M = 1.4  # distance of one gait cycle (two steps) of a 1.75 m adult; 
 
 
 def _vertices(p: dict, body: dict[str, np.ndarray]) -> np.ndarray:
-    """Every vertex of the built mesh: the body, then the helmet and hair fitted to its head."""
-    return np.concatenate([body["vertices"], *(v for v, _, _ in _head_parts(p, body))])
+    """Every vertex of the built mesh: the body, then what is worn over it (_worn_parts)."""
+    return np.concatenate([body["vertices"], *(part[0] for part in _worn_parts(p, body))])
 
 
 def animate_gait(obj: bpy.types.Object, p: dict, speed_mps: float, dt_s: float) -> None:
@@ -193,18 +287,23 @@ def build_pedestrian(spec: ObjectSpec) -> bpy.types.Object:
     """The posed, clothed body as one mesh object facing +y (before yaw), feet on the floor."""
     p = spec.params
     body = body_mesh(p)
-    parts = _head_parts(p, body)
-    verts, faces, uv = np.concatenate([body["vertices"], *(v for v, _, _ in parts)]), body["faces"], body["uv"]
+    parts = _worn_parts(p, body)
+    verts, faces, uv = np.concatenate([body["vertices"], *(part[0] for part in parts)]), body["faces"], body["uv"]
     mats, index = _clothing(p, spec.name, body["rest"][faces].mean(axis=1), _face_regions(body["region"], faces),
                             body["rest"][:, 2], body["region"])
+    slot = {"hair": HAIR_SLOT}
     if p["helmet"]:
         mats.append(material(f"{spec.name}_helmet", p["helmet"], 0.35))
-    offset = len(body["vertices"])
-    for v, f, kind in parts:
-        faces = np.concatenate([faces, f + offset])
-        offset += len(v)
+        slot["helmet"] = len(mats) - 1
+    if p["hivis"]:
+        mats.append(banded_fabric(f"{spec.name}_vest", REST_T, _vest_bands(p, body["rest"], body["region"])))
+        slot["vest"] = len(mats) - 1
+    rest_t = [body["rest"][:, 2] / p["height_m"]]
+    for v, f, kind, t in parts:
+        faces = np.concatenate([faces, f + sum(len(r) for r in rest_t)])
         uv = np.concatenate([uv, np.zeros((len(f), 3, 2), np.float32)])
-        index = np.concatenate([index, np.full(len(f), len(mats) - 1 if kind == "helmet" else HAIR_SLOT)])
+        index = np.concatenate([index, np.full(len(f), slot[kind])])
+        rest_t.append(t)
     mesh = bpy.data.meshes.new(spec.name)
     mesh.vertices.add(len(verts))  # from arrays: from_pydata's lists cost ~0.2 s per body
     mesh.vertices.foreach_set("co", verts.astype(np.float32).ravel())
@@ -219,9 +318,7 @@ def build_pedestrian(spec: ObjectSpec) -> bpy.types.Object:
         mesh.materials.append(mat)
     mesh.polygons.foreach_set("material_index", index.astype(np.int32))
     mesh.polygons.foreach_set("use_smooth", np.ones(len(faces), bool))
-    rest_t = np.zeros(len(verts), np.float32)
-    rest_t[:len(body["rest"])] = body["rest"][:, 2] / p["height_m"]
-    mesh.attributes.new(REST_T, "FLOAT", "POINT").data.foreach_set("value", rest_t)
+    mesh.attributes.new(REST_T, "FLOAT", "POINT").data.foreach_set("value", np.concatenate(rest_t).astype(np.float32))
     mesh.update()
     obj = place_object(spec, mesh)
     obj["keypoints"] = body["keypoints"].ravel().tolist()  # COCO order, object frame (render projects them)

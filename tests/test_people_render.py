@@ -70,6 +70,45 @@ def test_worn_items_are_the_person_and_a_carried_carton_is_not(people_shard):
     assert meta["instances"][0]["visibility"] < 0.97  # the carton hides part of the body
 
 
+def _components(faces: np.ndarray) -> int:
+    """Connected pieces of a triangle mesh (triangles sharing a vertex are connected)."""
+    label = np.arange(faces.max() + 1)
+    while True:
+        low = label[faces].min(axis=1)
+        new = label.copy()
+        for k in range(3):
+            np.minimum.at(new, faces[:, k], low)
+        new = new[new]
+        if (new == label).all():
+            return len(np.unique(label[np.unique(faces)]))
+        label = new
+
+
+def test_hivis_vest_is_a_shell_over_the_shirt_cut_along_its_outline():
+    """The vest is its own surface: one piece over both shoulders, standing off the body by
+    VEST_OFFSET_M in every pose, its hem cut straight across the triangles at the hem height,
+    open at the neck and armholes (the shoulder keypoints and the neck base stay uncovered)."""
+    from blender.pedestrian_body import REGIONS, body_mesh
+    from blender.pedestrian_build import VEST_OFFSET_M, _vest, _vest_cut
+
+    for pose in ("standing", "walking", "bending", "crouching"):
+        p = person(pose, 3, hivis=(0.9, 1.0, 0.0))
+        body = body_mesh(p)
+        v, f, t = _vest(p, body)
+        assert _components(f) == 1, pose
+        trunk = np.isin(body["region"], [REGIONS.index("torso"), REGIONS.index("hips")])
+        near = np.concatenate([np.sqrt(((body["vertices"][trunk][None] - chunk[:, None]) ** 2).sum(-1)).min(axis=1)
+                               for chunk in np.array_split(v, 20)])  # to the trunk: arms may lie against the vest
+        assert near.min() > 0.6 * VEST_OFFSET_M and 0.9 * VEST_OFFSET_M < np.median(near) < 2 * VEST_OFFSET_M, pose
+        chest = body["vertices"][trunk, 1]  # outside the body, not inside it: in front of the chest, behind the back
+        assert v[:, 1].max() > chest.max() + 0.5 * VEST_OFFSET_M and v[:, 1].min() < chest.min() - 0.5 * VEST_OFFSET_M
+        _, _, hem, _ = _vest_cut(p, body["rest"], body["region"])
+        assert t.min() * p["height_m"] > hem - 1e-4 and np.sum(np.abs(t * p["height_m"] - hem) < 1e-4) > 20, pose
+        assert len(v) < trunk.sum()  # the trunk's vertices minus the neck, the armholes and below the hem
+        for name in (5, 6):  # left/right shoulder keypoints: in the armholes, >= 3 cm from the vest
+            assert np.linalg.norm(v - body["keypoints"][name], axis=1).min() > 0.03, pose
+
+
 def test_keypoints_behind_a_known_occluder_are_hidden_and_the_rest_visible(people_shard):
     from pipeline.coco import KEYPOINTS
 
