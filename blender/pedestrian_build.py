@@ -257,7 +257,17 @@ def _carton(spec: ObjectSpec, person: bpy.types.Object, body: dict[str, np.ndarr
     return obj
 
 
-GAIT_CYCLE_M = 1.4  # distance of one gait cycle (two steps) of a 1.75 m adult; scales with height
+LEG_M = 0.48  # hip joint to ankle, as a share of height
+MIN_SWING_DEG = 10.0  # below this a shuffle would have to whirl its legs: the stance foot slides instead
+
+
+def gait_phase_step(p: dict, speed_mps: float, dt_s: float) -> float:
+    """How far the walking pose's phase moves in `dt_s` at `speed_mps`: at the rate that keeps the
+    stance foot planted at mid-stance (the leg pivots backwards under the hip as fast as the body
+    moves forward: hip angular speed x leg length = speed). In this rig's gait (bone_rotations) the
+    legs go forwards through the cycle as phase_rad *decreases*, so the step is negative."""
+    swing = math.radians(max(p.get("swing_deg", 0.0), MIN_SWING_DEG))
+    return -speed_mps * dt_s / (LEG_M * p["height_m"] * swing)
 
 
 def _vertices(p: dict, body: dict[str, np.ndarray]) -> np.ndarray:
@@ -267,9 +277,10 @@ def _vertices(p: dict, body: dict[str, np.ndarray]) -> np.ndarray:
 
 def animate_gait(obj: bpy.types.Object, p: dict, speed_mps: float, dt_s: float) -> None:
     """Limb motion blur of a walking (or carrying) person: shape keys of the body `dt_s` earlier and
-    later in its gait cycle (phase advancing with speed / cycle length), keyed at frames 0 and 2 around
-    the spec's pose at frame 1, so Cycles blurs the swinging arms and legs, not only the translation."""
-    d_phase = 2 * math.pi * speed_mps / (GAIT_CYCLE_M * p["height_m"] / 1.75) * dt_s
+    later in its gait cycle (gait_phase_step: the stance foot stays on the floor while the body passes
+    over it), keyed at frames 0 and 2 around the spec's pose at frame 1, so Cycles blurs the swinging
+    arms and legs, not only the translation."""
+    d_phase = gait_phase_step(p, speed_mps, dt_s)
     solved = obj.get("reach_deg")  # keep the carried carton's grip: the arms do not re-solve
     obj.shape_key_add(name="Basis", from_mix=False)
     for name, sign in (("before", -1.0), ("after", 1.0)):

@@ -263,3 +263,22 @@ def test_walkers_swing_their_limbs_during_the_exposure():
     limbs = min(moved[k] for k in ("hand_l", "hand_r", "foot_l", "foot_r"))
     assert limbs > 0.02 and max(moved["head_l"], moved["head_r"]) < 0.5 * limbs, moved
     assert np.allclose(g["1"]["hand_l"], g["basis"], atol=1e-4)
+
+
+def test_a_blurred_walkers_stance_foot_stays_on_the_floor():
+    """The gait the blur keys advance through walks forwards: at mid-stance (phase 0 and pi, the other
+    knee bent) the standing foot stays put in the world while the body passes over it, and the
+    swinging foot travels faster than the body (keys dt before and after, body moving along +y)."""
+    from blender.pedestrian_body import body_mesh
+    from blender.pedestrian_build import gait_phase_step
+
+    speed, exposure = 1.4, 0.06
+    body = speed * exposure
+    for swing in (15.0, 25.0):
+        for phase in (0.0, np.pi):
+            p = person("walking", 5, height_m=1.75, swing_deg=swing, phase_rad=phase)
+            step = gait_phase_step(p, speed, exposure / 2)
+            ankles = [body_mesh(dict(p, phase_rad=phase + k * step))["keypoints"][[15, 16]] for k in (-1, 0, 1)]
+            travel = np.linalg.norm((ankles[2] - ankles[0])[:, :2] + (0.0, body), axis=1)  # in the world
+            stance = int(np.argmin(ankles[1][:, 2]))
+            assert travel[stance] < 0.1 * body and travel[1 - stance] > 1.5 * body, (swing, phase, travel)
