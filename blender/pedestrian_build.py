@@ -309,9 +309,10 @@ def build_pedestrian(spec: ObjectSpec) -> bpy.types.Object:
     if p["hivis"]:
         mats.append(banded_fabric(f"{spec.name}_vest", REST_T, _vest_bands(p, body["rest"], body["region"])))
         slot["vest"] = len(mats) - 1
-    rest_t = [body["rest"][:, 2] / p["height_m"]]
+    rest_t, offset = [body["rest"][:, 2] / p["height_m"]], len(body["vertices"])
     for v, f, kind, t in parts:
-        faces = np.concatenate([faces, f + sum(len(r) for r in rest_t)])
+        faces = np.concatenate([faces, f + offset])
+        offset += len(v)
         uv = np.concatenate([uv, np.zeros((len(f), 3, 2), np.float32)])
         index = np.concatenate([index, np.full(len(f), slot[kind])])
         rest_t.append(t)
