@@ -1,8 +1,8 @@
 """Build a pedestrian (bpy): the anny body of its params (blender.pedestrian_body), clothed region
 by region (shirt, sleeves, trousers or shorts, shoes, gloves), a hi-vis vest as a shell over the
-shirt (reflective stripes, V neck, open armholes), hair or a helmet. Everything worn is part of the
-one labelled object; a carried carton is a separate, unlabelled object held between the palms
-(parented, so it moves with them)."""
+shirt (reflective stripes, V neck, open armholes), hair, a helmet, cap or beanie, shoes or boots.
+Everything worn is part of the one labelled object; a carried carton is a separate, unlabelled
+object held between the palms (parented, so it moves with them)."""
 from __future__ import annotations
 
 import math
@@ -45,6 +45,18 @@ def _cap(center: np.ndarray, radii, closed: bool, segments: int, rings: int):
     return np.array(verts, np.float32), np.array(faces, np.int32)
 
 
+def _brim(rim: np.ndarray, radii: tuple[float, float], length: float, segments: int = 12):
+    """A cap's peak: a strip from the front half of the crown's elliptic rim (the face looks along +y),
+    reaching `length` forward at its middle and tilted a little down."""
+    az = np.linspace(math.radians(15), math.radians(165), segments)
+    inner = rim + np.stack([radii[0] * np.cos(az), radii[1] * np.sin(az), np.zeros_like(az)], axis=1)
+    reach = length * np.sin(az)
+    outer = inner + np.stack([0.15 * reach * np.cos(az), reach, -0.2 * reach], axis=1)
+    verts = np.concatenate([inner, outer]).astype(np.float32)
+    faces = [f for j in range(segments - 1) for f in ((j, segments + j, segments + j + 1), (j, segments + j + 1, j + 1))]
+    return verts, np.array(faces, np.int32)
+
+
 def _rigid_fit(src: np.ndarray, dst: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Rotation and translation that best map points `src` onto `dst` (Kabsch)."""
     cs, cd = src.mean(axis=0), dst.mean(axis=0)
@@ -72,6 +84,7 @@ def _trunk_bands(p: dict, z: np.ndarray, regions: np.ndarray) -> list[tuple[floa
             (_collar(z, regions) / p["height_m"], tuple(p["skin"]), 0.5, 0.0)]
 
 
+BOOT_TOP = 0.1  # a boot's top above the sole, as a share of the body's height (17.5 cm at 1.75 m)
 VEST_OFFSET_M = 0.012  # how far the vest stands off the shirt
 
 
@@ -185,6 +198,8 @@ def _clothing(p: dict, name: str, centroids: np.ndarray, regions: np.ndarray, re
         slot["gloves"], by_region["hand"] = len(mats) - 1, "gloves"
     index = np.array([slot[by_region[r]] for r in REGIONS])[regions]
     z = centroids[:, 2]
+    if p.get("boots"):  # safety boots to mid-shin, trousers tucked in
+        index[(regions == REGIONS.index("shin")) & (z < rest_z.min() + BOOT_TOP * p["height_m"])] = slot["shoes"]
     head = regions == REGIONS.index("head")
     index[head & (z < _collar(rest_z, vertex_regions) + 0.03)] = slot["trunk"]  # the neckline: a band line too
     lo, hi = z[head].min(), z[head].max()
@@ -195,19 +210,29 @@ def _clothing(p: dict, name: str, centroids: np.ndarray, regions: np.ndarray, re
 
 
 def _head_parts(p: dict, body: dict[str, np.ndarray]) -> list[tuple[np.ndarray, np.ndarray, str]]:
-    """Helmet shell and tied or long hair, fitted to the unposed head, then moved with the head
+    """Helmet shell, cap (crown and brim) or beanie, tied or long hair, fitted to the unposed head, then moved with the head
     (rigid fit of its vertices): (vertices, triangles, material) each."""
     on_head = body["region"] == REGIONS.index("head")
     cap = body["rest"][on_head]
     top, height = cap[:, 2].max(), np.ptp(cap[:, 2])
     skull = cap[cap[:, 2] > top - 0.4 * height]
-    center = np.array([skull[:, 0].mean(), skull[:, 1].mean(), top - 0.3 * height], np.float32)
+    # The middle of the skull's extent, not its vertex mean: the face's dense vertices (eyes, lids) pull
+    # a mean ~5 cm forward, and a shell centred there left the back of the head poking out.
+    mid = (skull.min(axis=0) + skull.max(axis=0)) / 2
+    center = np.array([mid[0], mid[1], top - 0.3 * height], np.float32)
     radius = 0.56 * max(np.ptp(skull[:, 0]), np.ptp(skull[:, 1]))
     back = skull[:, 1].min()
     parts = []
     if p["helmet"]:
         depth = (top - center[2]) / radius + 0.12
         parts.append((*_cap(center, (radius, radius, radius * depth), False, 20, 6), "helmet"))
+    wear = p.get("headwear")
+    if wear:  # snug fabric crowns: a beanie down to the ears' tops, a cap's band higher with a brim in front
+        rim = center + np.array([0.0, 0.0, 0.25 * (top - center[2]) if wear["kind"] == "cap" else 0.0], np.float32)
+        rx, ry = 0.58 * np.ptp(skull[:, 0]), 0.56 * np.ptp(skull[:, 1])  # snug: 1-2 cm off the skull
+        parts.append((*_cap(rim, (rx, ry, top + 0.012 - rim[2]), False, 20, 6), "headwear"))
+        if wear["kind"] == "cap":
+            parts.append((*_brim(rim, (rx, ry), 0.075), "headwear"))
     hair = {"bun": ((0.0, -0.03, top - 0.07 - center[2]), (0.05, 0.045, 0.045)),
             "ponytail": ((0.0, -0.03, -0.1), (0.035, 0.035, 0.12)),
             "long": ((0.0, 0.01, -0.1), (0.09, 0.045, 0.16))}  # long: falls over the nape to the shoulders
@@ -222,7 +247,7 @@ def _head_parts(p: dict, body: dict[str, np.ndarray]) -> list[tuple[np.ndarray, 
 
 
 def _worn_parts(p: dict, body: dict[str, np.ndarray]) -> list[tuple[np.ndarray, np.ndarray, str, np.ndarray]]:
-    """Everything worn over the body that is its own surface (helmet, tied or long hair, the vest):
+    """Everything worn over the body that is its own surface (helmet, cap, beanie, tied or long hair, the vest):
     (vertices, triangles, kind, each vertex's rest height / height_m: 0 where no garment line needs it)."""
     parts = [(v, f, kind, np.zeros(len(v), np.float32)) for v, f, kind in _head_parts(p, body)]
     if p["hivis"]:
@@ -303,6 +328,9 @@ def build_pedestrian(spec: ObjectSpec) -> bpy.types.Object:
     mats, index = _clothing(p, spec.name, body["rest"][faces].mean(axis=1), _face_regions(body["region"], faces),
                             body["rest"][:, 2], body["region"])
     slot = {"hair": HAIR_SLOT}
+    if p.get("headwear"):
+        mats.append(fabric(f"{spec.name}_headwear", p["headwear"]["color"], 0.8))
+        slot["headwear"] = len(mats) - 1
     if p["helmet"]:
         mats.append(material(f"{spec.name}_helmet", p["helmet"], 0.35))
         slot["helmet"] = len(mats) - 1

@@ -20,6 +20,7 @@ SHOES = [(0.02, 0.02, 0.02), (0.15, 0.08, 0.03), (0.3, 0.3, 0.3)]
 HIVIS = [(0.9, 1.0, 0.0), (1.0, 0.45, 0.0)]
 HAIR_STYLES = ("short", "short", "short", "bun", "ponytail", "long")  # short: the scalp's own colour
 HELMETS = [(1, 1, 1), (0.95, 0.8, 0.0), (0.9, 0.3, 0.0), (0.1, 0.2, 0.7)]
+SOFT_HEADWEAR = ("cap", "beanie")  # worn by people without a helmet (render.soft_headwear_prob)
 
 
 def skin_tone(t: float) -> tuple[float, float, float]:
@@ -58,6 +59,15 @@ def pedestrian_params(rng: np.random.Generator, render_cfg: dict[str, Any]) -> d
         "helmet": rgb(pick(rng, HELMETS)) if rng.random() < render_cfg["helmet_prob"] else None,
         "hair_style": pick(rng, HAIR_STYLES),
     }
+    # Drawn for everyone (the stream stays the same when a share changes), used where it applies.
+    soft = {"kind": pick(rng, SOFT_HEADWEAR), "color": rgb(pick(rng, render_cfg["workwear_colors"]))}
+    params["headwear"] = soft if rng.random() < render_cfg["soft_headwear_prob"] and not params["helmet"] else None
+    suit = rgb(pick(rng, render_cfg["coverall_colors"]))
+    if rng.random() < render_cfg["coverall_prob"]:  # one-piece boiler suit: top and trousers in one cloth
+        params.update(outfit="coverall", shirt=suit, trousers=suit, long_sleeves=True, shorts=False)
+    else:
+        params["outfit"] = "separates"
+    params["boots"] = bool(rng.random() < render_cfg["boots_prob"])
     if pose == "carrying":  # a carton held between the hands: a separate, unlabelled object
         width, h = uniform(rng, (0.28, 0.45)), params["height_m"]
         params["carried_box"] = {"depth_m": round(uniform(rng, (0.22, 0.4)), 3),

@@ -28,7 +28,7 @@ def test_mask_boundary_matches_rgb_half_contour(tmp_path):
     p = pedestrian_params(np.random.default_rng(0), tiny_render_cfg())
     white = (1, 1, 1)
     p.update(skin=white, shirt=white, trousers=white, shoes=white, hair=white, gloves=None, hivis=None, helmet=None,
-             pose="standing", arms="sides")
+             headwear=None, pose="standing", arms="sides")
     spec = SceneSpec("edge_000", (160, 120), (0, 0, 0), 0.9, (0, 0, 0), CameraSpec((0, -5, 1.0), (0, 0, 0.9), 35.0),
                      [], [ObjectSpec("inst_001", "pedestrian", "pedestrian", 1, (0.0, 0.0, 0.0), 0.0, p)])
     out = tmp_path / "edge"

@@ -282,3 +282,54 @@ def test_a_blurred_walkers_stance_foot_stays_on_the_floor():
             travel = np.linalg.norm((ankles[2] - ankles[0])[:, :2] + (0.0, body), axis=1)  # in the world
             stance = int(np.argmin(ankles[1][:, 2]))
             assert travel[stance] < 0.1 * body and travel[1 - stance] > 1.5 * body, (swing, phase, travel)
+
+
+def test_headwear_sits_on_the_head_and_boots_cover_the_shins():
+    """Helmet, cap and beanie are worn (surfaces of the person's mesh): a crown over the whole top of
+    the skull (none of the head above its rim pokes out: a crown centred on the mean of the skull's
+    vertices left the back of the head out, the face's dense vertices pull that mean forward), just
+    above it, the eyes and nose clear; a cap's brim reaches out over the face, a beanie has none and
+    comes lower. Boots put the shoes' material on the shins."""
+    from blender.pedestrian_body import REGIONS, body_mesh
+    from blender.pedestrian_build import BOOT_TOP, _clothing, _face_regions, _worn_parts
+
+    rims = {}
+    for kind in ("helmet", "cap", "beanie"):
+        for seed in (4, 11):
+            soft = None if kind == "helmet" else {"kind": kind, "color": (0.6, 0.1, 0.1)}
+            p = person("standing", seed, height_m=1.75, hair_style="short", headwear=soft,
+                       helmet=(1.0, 1.0, 1.0) if kind == "helmet" else None)
+            body = body_mesh(p)
+            parts = [v for v, f, what, _ in _worn_parts(p, body) if what in ("helmet", "headwear")]
+            assert len(parts) == (2 if kind == "cap" else 1), kind
+            crown = parts[0]
+            ring, pole = crown[-20:], crown[0]  # the dome's lowest ring of vertices (its rim) and its top
+            c = ring.mean(axis=0)
+            up = (pole - c) / np.linalg.norm(pole - c)
+            flat = (ring - c) - np.outer((ring - c) @ up, up)
+            _, sd, axes = np.linalg.svd(flat, full_matrices=False)  # the rim ellipse's axes
+            semi = sd[:2] * np.sqrt(2 / len(ring))
+            head = body["vertices"][body["region"] == REGIONS.index("head")]
+            d = head - c
+            h = d @ up
+            inside = ((d @ axes[0]) / semi[0]) ** 2 + ((d @ axes[1]) / semi[1]) ** 2 + (h / float((pole - c) @ up)) ** 2
+            assert inside[h > 0.005].max() < 1.0, (kind, seed, inside[h > 0.005].max())
+            assert 0.0 < pole[2] - head[:, 2].max() < 0.03, kind
+            rims[kind] = c[2]
+            for k in (0, 1, 2):  # nose and eyes below the rim: the face stays clear
+                assert body["keypoints"][k][2] < c[2], (kind, k)
+            if kind == "cap":
+                assert parts[1][:, 1].max() > head[:, 1].max() + 0.04  # the brim, in front of the face (+y)
+    assert rims["beanie"] < rims["cap"] - 0.01
+
+    for boots in (False, True):
+        p = person("standing", 4, height_m=1.75, shorts=True, boots=boots)
+        body = body_mesh(p)
+        faces = body["faces"]
+        regions = _face_regions(body["region"], faces)
+        name = f"boots_{boots}"
+        mats, index = _clothing(p, name, body["rest"][faces].mean(axis=1), regions, body["rest"][:, 2], body["region"])
+        shoes = [m.name for m in mats].index(f"{name}_shoes")
+        shin = regions == REGIONS.index("shin")
+        low = body["rest"][faces].mean(axis=1)[:, 2] < body["rest"][:, 2].min() + BOOT_TOP * p["height_m"]
+        assert np.all(index[shin & low] == shoes) == boots and not np.any(index[shin & ~low] == shoes)

@@ -181,7 +181,7 @@ def test_site_keys_shape_the_scene():
 
     cfg = load_config("configs/smoke.yaml", {"render": {
         "floor_kinds": ["asphalt"], "wall_colors": walls, "light_kelvin": [2200, 2300], "workwear_colors": wear,
-        "hivis_prob": 1.0, "helmet_prob": 0.0, "pedestrians_per_image": [2, 3]}})["render"]
+        "coverall_colors": wear, "hivis_prob": 1.0, "helmet_prob": 0.0, "pedestrians_per_image": [2, 3]}})["render"]
     warm = np.array(kelvin_to_rgb(2300))
     for i in range(10):
         spec = sample_scene(np.random.default_rng([7, i]), cfg, "f")
@@ -193,3 +193,25 @@ def test_site_keys_shape_the_scene():
             if o.kind == "pedestrian":
                 assert list(o.params["shirt"]) in wear and list(o.params["trousers"]) in wear
                 assert o.params["hivis"] is not None and o.params["helmet"] is None
+
+
+def test_headwear_coveralls_and_boots_follow_their_shares_without_moving_other_draws():
+    """Caps and beanies only on people without a helmet; a coverall is one colour from
+    coverall_colors with long sleeves; each share switches its item on or off without changing
+    any other draw (everything is drawn for everyone)."""
+    from blender.pedestrian_spec import pedestrian_params
+
+    on = tiny_render_cfg(soft_headwear_prob=1.0, coverall_prob=1.0, boots_prob=1.0, helmet_prob=0.5)
+    off = tiny_render_cfg(soft_headwear_prob=0.0, coverall_prob=0.0, boots_prob=0.0, helmet_prob=0.5)
+    kinds = set()
+    for seed in range(60):
+        a, b = pedestrian_params(np.random.default_rng(seed), on), pedestrian_params(np.random.default_rng(seed), off)
+        assert (a["headwear"] is None) == bool(a["helmet"]) and b["headwear"] is None
+        kinds.add(a["headwear"]["kind"] if a["headwear"] else None)
+        assert a["outfit"] == "coverall" and b["outfit"] == "separates"
+        assert a["shirt"] == a["trousers"] and list(a["shirt"]) in on["coverall_colors"]
+        assert a["long_sleeves"] and not a["shorts"]
+        assert a["boots"] and not b["boots"]
+        same = {k for k in a if k not in ("headwear", "outfit", "shirt", "trousers", "long_sleeves", "shorts", "boots")}
+        assert all(a[k] == b[k] for k in same), seed
+    assert kinds == {None, "cap", "beanie"}
