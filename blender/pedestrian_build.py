@@ -210,8 +210,8 @@ def _clothing(p: dict, name: str, centroids: np.ndarray, regions: np.ndarray, re
 
 
 def _head_parts(p: dict, body: dict[str, np.ndarray]) -> list[tuple[np.ndarray, np.ndarray, str]]:
-    """Helmet shell, cap (crown and brim) or beanie, tied or long hair, fitted to the unposed head, then moved with the head
-    (rigid fit of its vertices): (vertices, triangles, material) each."""
+    """Helmet shell, cap (crown and brim) or beanie, tied or long hair, fitted to the unposed head,
+    then moved with the head (rigid fit of its vertices): (vertices, triangles, material) each."""
     on_head = body["region"] == REGIONS.index("head")
     cap = body["rest"][on_head]
     top, height = cap[:, 2].max(), np.ptp(cap[:, 2])
