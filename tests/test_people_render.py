@@ -325,11 +325,11 @@ def test_headwear_sits_on_the_head_and_boots_cover_the_shins():
     for boots in (False, True):
         p = person("standing", 4, height_m=1.75, shorts=True, boots=boots)
         body = body_mesh(p)
-        faces = body["faces"]
-        regions = _face_regions(body["region"], faces)
+        centroids = body["rest"][body["faces"]].mean(axis=1)
+        regions = _face_regions(body["region"], body["faces"])
         name = f"boots_{boots}"
-        mats, index = _clothing(p, name, body["rest"][faces].mean(axis=1), regions, body["rest"][:, 2], body["region"])
+        mats, index = _clothing(p, name, centroids, regions, body["rest"][:, 2], body["region"])
         shoes = [m.name for m in mats].index(f"{name}_shoes")
         shin = regions == REGIONS.index("shin")
-        low = body["rest"][faces].mean(axis=1)[:, 2] < body["rest"][:, 2].min() + BOOT_TOP * p["height_m"]
+        low = centroids[:, 2] < body["rest"][:, 2].min() + BOOT_TOP * p["height_m"]
         assert np.all(index[shin & low] == shoes) == boots and not np.any(index[shin & ~low] == shoes)
