@@ -2,12 +2,11 @@
 from __future__ import annotations
 
 import argparse
-import hashlib
 import os
 from pathlib import Path
 from typing import Any
 
-from pipeline.io import write_json
+from pipeline.io import file_sha256 as sha256, write_json
 
 ARCH_WEIGHTS = {
     "maskrcnn_resnet50_fpn": "MaskRCNN_ResNet50_FPN_Weights",
@@ -17,14 +16,6 @@ ARCH_WEIGHTS = {
 
 class WeightsUnavailable(RuntimeError):
     """Pretrained weights are neither cached nor downloadable."""
-
-
-def sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def resolve(arch: str, weights: str) -> dict[str, Any]:
