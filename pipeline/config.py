@@ -93,6 +93,12 @@ def validate(cfg: dict[str, Any], source: str = "<config>") -> dict[str, Any]:
     if cfg["evaluate"]["checkpoint"] == "best" and cfg["train"]["eval_every"] == 0:
         raise ConfigError(f"{source}: evaluate.checkpoint: best needs validation during training "
                           "(train.eval_every > 0), which picks best.pth")
+    if cfg["evaluate"]["checkpoint"] == "best" and cfg["evaluate"]["split"] == "val":
+        # training validates on the val split and keeps the best of those scores as best.pth: scoring
+        # best.pth on val again reports a number the model was selected for (optimistic)
+        raise ConfigError(f"{source}: evaluate.checkpoint: best is picked on the val split (train.eval_every), "
+                          "so evaluate.split: val would score the model on the images that chose it; "
+                          "use evaluate.split: test (or evaluate.checkpoint: final)")
     real = cfg["evaluate"]["real_ann"], cfg["evaluate"]["real_image_root"]
     if bool(real[0]) != bool(real[1]):
         raise ConfigError(f"{source}: evaluate.real_ann and evaluate.real_image_root go together (one is empty)")

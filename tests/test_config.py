@@ -102,3 +102,32 @@ def test_site_b_is_site_a_with_its_own_keys_and_exact_split_sizes():
     counts = {s: list(which.values()).count(s) for s in ("train", "val", "test")}
     assert counts["val"] == proof["val_images"] and counts["test"] == proof["test_images"]
     assert counts["train"] >= max(proof["train_images"])
+
+
+def test_best_checkpoint_is_not_scored_on_the_split_that_picked_it():
+    """best.pth is the checkpoint with the best segm AP on the val split (train.eval_every > 0): scoring
+    it on val again reports the number it was chosen for (issue #22)."""
+    with pytest.raises(ConfigError) as err:
+        validate(base(evaluate={"checkpoint": "best", "split": "val"}, train={"eval_every": 4}), "cfg.yaml")
+    msg = str(err.value)
+    assert msg.startswith("cfg.yaml: evaluate.checkpoint") and "evaluate.split: val" in msg, msg
+    # val is the default split: `checkpoint: best` alone is refused too
+    with pytest.raises(ConfigError, match="evaluate.split: val"):
+        validate(base(evaluate={"checkpoint": "best"}))
+    # without validation no best.pth is picked at all: that (earlier) error is the one reported
+    with pytest.raises(ConfigError, match=r"train.eval_every > 0"):
+        validate(base(evaluate={"checkpoint": "best", "split": "val"}, train={"eval_every": 0}))
+    # best scored on the held-out test split, or the final model on val, are fine
+    assert validate(base(evaluate={"checkpoint": "best", "split": "test"}, train={"eval_every": 4}))
+    assert validate(base(evaluate={"checkpoint": "final", "split": "val"}))
+
+
+def test_smoke_config_still_scores_best_checkpoint_on_a_nonempty_test_split():
+    from pipeline.split import assign
+
+    cfg = load_config(REPO / "configs" / "smoke.yaml")
+    assert cfg["evaluate"]["checkpoint"] == "best" and cfg["evaluate"]["split"] == "test"
+    assert cfg["train"]["eval_every"] > 0
+    n = cfg["render"]["shards"] * cfg["render"]["images_per_shard"]
+    which = assign([f"im{k}" for k in range(n)], cfg["split"], cfg["seed"])
+    assert list(which.values()).count("test") >= 1

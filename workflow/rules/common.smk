@@ -1,11 +1,14 @@
 # Config (validated before anything runs), paths and helpers shared by the rule files.
+from blender.frame_key import asset_files, code_files
 from pipeline.config import load_config, merge, proof_fractions, site_b_render, validate
 from pipeline.proof import start_model
 from snakemake.settings.types import DeploymentMethod
 
 if not config:
     config.update(load_config(Path(workflow.basedir) / "configs" / "default.yaml"))
-config = validate(dict(config), "config (--configfile/--config)")
+# errors name the files the config came from (and --config, where it overrides them)
+CONFIG_SOURCE = " + ".join(str(f) for f in workflow.configfiles) or "configs/default.yaml"
+config = validate(dict(config), f"{CONFIG_SOURCE} (with any --config overrides)")
 
 # Jobs run with the interpreter that runs Snakemake (the project venv, found even when it is not
 # activated); under --use-conda with the env's own `python`.
@@ -22,6 +25,13 @@ SIZE_VARIANTS = [f"n{k}" for k in sorted(config["compare"]["train_images"])]
 # best.pth exists only when training validates; evaluate.checkpoint picks which model is scored
 TRAIN_BEST = bool(config["train"]["eval_every"])
 EVAL_CKPT = "best.pth" if config["evaluate"]["checkpoint"] == "best" else "model_final.pth"
+
+
+def render_inputs(render_cfg):
+    """Files a render shard reads besides its config: every asset file it could draw and the scene
+    code (blender/*.py), so adding, swapping or editing one replans render; frames drawn from the
+    old versions are re-rendered, the others kept (blender/frame_key.py)."""
+    return {"assets": asset_files(render_cfg), "code": [str(p) for p in code_files()]}
 
 
 def train_outputs(folder):
