@@ -120,7 +120,30 @@ class ScaleJitter:
         factor = self.lo + (self.hi - self.lo) * float(torch.rand(()))
         scale = min(self.min_size / min(h, w), self.max_size / max(h, w)) * factor
         size = [max(1, round(h * scale)), max(1, round(w * scale))]
-        return v2.Resize(size, antialias=True)(image, target)
+        # v2.Resize would resize masks with legacy `nearest` (see resize_masks), so they bypass it; boxes
+        # go through it: they scale by the actual new/old size per axis, as the masks and the image do.
+        masks = {k: v for k, v in target.items() if isinstance(v, tv_tensors.Mask)}
+        image, rest = v2.Resize(size, antialias=True)(image, {k: v for k, v in target.items() if k not in masks})
+        rest.update({k: tv_tensors.wrap(resize_masks(v.as_subclass(torch.Tensor), size), like=v)
+                     for k, v in masks.items()})
+        return image, {k: rest[k] for k in target}
+
+
+def resize_masks(masks: torch.Tensor, size: list[int]) -> torch.Tensor:
+    """Binary (N, H, W) masks at `size` (h, w): an output pixel is set where the object covers about half of it.
+
+    torchvision resizes masks with legacy `nearest`, which reads input pixel floor(j * in / out), the one
+    under the output pixel's top-left corner rather than its centre: masks move half an output pixel right
+    and down against image and boxes, and thin tines or tillers come and go with the sampling phase.
+    Antialiased bilinear on the 0/1 mask is the filter the image itself gets; thresholded at 0.5 it puts
+    a straight edge exactly where it lies in continuous coordinates (a linearly interpolated step crosses
+    0.5 at the step) and, shrinking, averages each output pixel's footprint, so it follows the
+    coverage-correct resize (box-filter coverage >= 0.5) more closely than `nearest-exact`'s point
+    sample does on thin parts (tests/test_mask_resize.py).
+    """
+    soft = torch.nn.functional.interpolate(masks[:, None].float(), size=list(size), mode="bilinear",
+                                           align_corners=False, antialias=True)
+    return (soft[:, 0] >= 0.5).to(masks.dtype)
 
 
 def photometric(channel_permutation: bool = False):
