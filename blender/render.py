@@ -4,9 +4,14 @@ Usage: python -m blender.render --render-json '{...}' --seed 0 --shard 0 --out r
 
 Each frame writes rgb/<frame>.png, ids/<frame>.png (uint16 instance ids) and
 meta/<frame>.json, each atomically; meta is written last, so a frame whose meta
-exists is complete. A rerun after a crash renders only missing frames, and
-since every frame draws from its own RNG ([seed, shard, frame]) the result is
-the same as an uninterrupted run. manifest.json is written when the shard is done.
+exists is complete. Every frame's meta records its input key (blender.frame_key:
+render settings, seed, shard, index, asset contents, scene code, bpy/anny versions).
+A rerun keeps a frame only when its key matches what the current inputs would draw,
+re-renders the others and removes frames that no longer belong to the shard (fewer
+images_per_shard). After a crash (same inputs) only missing frames render, and since
+every frame draws from its own RNG ([seed, shard, frame]) the result is the same as an
+uninterrupted run. manifest.json, written when the shard is done, lists exactly the
+frames present and the key each was drawn with.
 """
 from __future__ import annotations
 
@@ -20,6 +25,7 @@ from typing import Any
 
 import numpy as np
 
+from blender.frame_key import frame_key, plan_frames, shard_inputs
 from blender.keypoints import coco_keypoints, project
 from blender.labels import instance_map_from_exr
 from blender.spec import SceneSpec, sample_scene
@@ -182,8 +188,10 @@ def add_sensor_noise(rgb: np.ndarray, sigma: float, seed: int) -> np.ndarray:
     return np.clip(np.rint(noisy), 0, 255).astype(np.uint8)
 
 
-def render_frame(bpy, spec: SceneSpec, shard_dir: Path, seed_key: list[int], keep_exr: bool = False) -> dict[str, Any]:
-    """Build, render and label one frame; returns its metadata (also written to meta/)."""
+def render_frame(bpy, spec: SceneSpec, shard_dir: Path, seed_key: list[int], keep_exr: bool = False,
+                 input_key: str | None = None, code_version: str | None = None) -> dict[str, Any]:
+    """Build, render and label one frame; returns its metadata (also written to meta/, with the
+    frame's input key and scene-code version)."""
     import cv2
 
     from blender.build import build_scene
@@ -251,6 +259,8 @@ def render_frame(bpy, spec: SceneSpec, shard_dir: Path, seed_key: list[int], kee
         "width": width,
         "height": height,
         "seed_key": seed_key,
+        "input_key": input_key,
+        "code_version": code_version,
         "camera": cam_mats,
         "instances": records,
         "scene": spec.to_dict(),
@@ -262,35 +272,43 @@ def render_frame(bpy, spec: SceneSpec, shard_dir: Path, seed_key: list[int], kee
 
 def render_shard(render_cfg: dict[str, Any], seed: int, shard: int, out: Path,
                  specs: list[SceneSpec] | None = None, keep_exr: bool = False) -> dict[str, Any]:
-    """Render every missing frame of `shard` into `out`; write manifest.json at the end.
+    """Render every frame of `shard` into `out` that is missing or was drawn from other inputs, remove
+    frames that no longer belong; write manifest.json at the end.
 
     With `specs`, render exactly those scenes (e.g. re-render frames from their metadata).
     """
     from tqdm import tqdm
 
-    bpy = _import_bpy()
-    bpy.ops.wm.read_factory_settings(use_empty=True)
-    device = configure_render(bpy, render_cfg)
+    inputs = shard_inputs(render_cfg, seed, shard)
+    n = render_cfg["images_per_shard"]
+    frames = [s.frame for s in specs] if specs is not None else [f"s{shard:03d}_{i:05d}" for i in range(n)]
+    keys = {frame: frame_key(inputs, i, specs[i].to_dict() if specs is not None else None)
+            for i, frame in enumerate(frames)}
     out.mkdir(parents=True, exist_ok=True)
     # A run killed mid-write (kill -9, node failure) leaves hidden temp files of atomic writes: drop them.
     for sub in ("rgb", "ids", "meta"):
         remove_stale_temps(out / sub)
-    n = render_cfg["images_per_shard"]
-    frames = [f"s{shard:03d}_{i:05d}" for i in range(n)]
-    timings = {"render_s": 0.0, "frames_rendered": 0}
+    todo, counts = plan_frames(out, keys, inputs["code"])
+    log.info("shard %d: %d frames; kept %d drawn from the same inputs, rendering %d (%d missing, %d drawn with "
+             "other settings, seed or assets, %d with other scene code); removed %d that no longer belong",
+             shard, len(frames), counts["kept"], len(todo), counts["missing"], counts["settings_changed"],
+             counts["code_changed"], counts["removed"])
+    bpy = _import_bpy()
+    bpy.ops.wm.read_factory_settings(use_empty=True)
+    device = configure_render(bpy, render_cfg)
+    timings = {"render_s": 0.0, "frames_rendered": 0, **counts}
     t_start = time.perf_counter()
-    if specs is not None:
-        frames = [s.frame for s in specs]
-    for i, frame in enumerate(tqdm(frames, desc=f"render shard {shard}", unit="img", file=sys.stderr)):
-        if (out / "meta" / f"{frame}.json").exists():
-            continue  # finished in an earlier, interrupted run
+    index = {frame: i for i, frame in enumerate(frames)}
+    for frame in tqdm(todo, desc=f"render shard {shard}", unit="img", file=sys.stderr):
+        i = index[frame]
         seed_key = [seed, shard, i]
         spec = specs[i] if specs is not None else sample_scene(np.random.default_rng(seed_key), render_cfg, frame)
-        meta = render_frame(bpy, spec, out, seed_key, keep_exr)
+        meta = render_frame(bpy, spec, out, seed_key, keep_exr, keys[frame], inputs["code"])
         timings["render_s"] += meta["_render_s"]
         timings["frames_rendered"] += 1
     timings["wall_s"] = time.perf_counter() - t_start
-    manifest = {"shard": shard, "seed": seed, "frames": frames,
+    manifest = {"shard": shard, "seed": seed, "frames": frames, "frame_keys": keys,
+                "inputs": {k: inputs[k] for k in ("assets", "code", "packages")},
                 "render": render_cfg, "provenance": provenance({"render": render_cfg, "seed": seed})}
     manifest["provenance"].pop("platform")
     manifest["provenance"]["render_device"] = device

@@ -106,7 +106,10 @@ def annotate_shard(shard_dir: Path, classes: list[str], min_visible_pixels: int,
             raise ValueError(f"{meta_path}: instance map holds ids {unknown} that the metadata does not list")
         image_id = len(images) + 1
         images.append({"id": image_id, "file_name": image_prefix + meta["file_name"],
-                       "width": meta["width"], "height": meta["height"], "frame": frame})
+                       "width": meta["width"], "height": meta["height"], "frame": frame,
+                       # what drew the image (blender/frame_key.py): a re-rendered frame changes every
+                       # file downstream, so training notices new pixels even under the same labels
+                       "frame_key": meta.get("input_key")})
         for inst in meta["instances"]:
             if inst["category"] not in cat_ids:
                 raise ValueError(f"{meta_path}: instance {inst['id']} has category {inst['category']!r}, "

@@ -16,6 +16,8 @@ SPLIT_SHELL = (
 
 rule render:
     """Render one shard with headless Blender/Cycles (a single Blender session per shard)."""
+    input:
+        **render_inputs(config["render"]),
     output:
         manifest=f"{OUT}/render/shard_{{shard}}/manifest.json",
     params:
