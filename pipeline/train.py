@@ -105,7 +105,9 @@ def validate(model, val_ds, device, iteration: int, val_rows: list, val_csv: Pat
     """COCO AP on the validation split; append to val_metrics.csv (and TensorBoard); returns segm AP."""
     from pipeline.evaluate import coco_eval, predict
 
-    preds = predict(model, val_ds, device, 0.05, 0.5, batch_size=batch_size, workers=workers)
+    # model label -> the file's category id, matched by name as in training and the evaluate CLI
+    label_map = {label: cat for cat, label in val_ds.label_of.items()}
+    preds = predict(model, val_ds, device, 0.05, 0.5, label_map, batch_size=batch_size, workers=workers)
     metrics = coco_eval(val_ds.coco, preds)
     model.train()
     val_rows.append({"iteration": iteration, "segm_AP": f"{metrics['segm']['AP']:.6g}",
@@ -127,14 +129,6 @@ def lr_lambda(warmup: int, total: int):
             return 0.001 + (1 - 0.001) * it / warmup
         return 0.5 * (1 + math.cos(math.pi * (it - warmup) / max(1, total - warmup)))
     return factor
-
-
-def read_rows(path: Path, up_to: int) -> list[dict[str, Any]]:
-    """Rows of a metrics CSV up to iteration `up_to` (a resumed run continues the file)."""
-    if not up_to or not path.exists():
-        return []
-    with open(path) as f:
-        return [r for r in csv.DictReader(f) if int(r["iteration"]) <= up_to]
 
 
 def train(cfg: dict[str, Any], classes: list[str], model_cfg: dict[str, Any], weights_info: dict[str, Any],
@@ -196,27 +190,40 @@ def train(cfg: dict[str, Any], classes: list[str], model_cfg: dict[str, Any], we
         remove_stale_temps(out_dir)  # a killed run's half-written checkpoint
     distributed.barrier(dist)
     last, metrics_csv = out_dir / "last.pth", out_dir / "metrics.csv"
+    # best.pth's twin under a name that is no rule's output: Snakemake deletes a job's outputs before
+    # it runs, and a run resumed at its last iteration must still hand back its best model
+    best, best_kept = out_dir / "best.pth", out_dir / "best_of_run.pth"
+    eval_every = cfg.get("eval_every", 0) if val_json is not None else 0
+    key = train_state.run_key(cfg, model_cfg, classes, weights_info, train_json, val_json)
     pos = train_state.Position()
-    run_config = json.dumps({"train": cfg, "model": model_cfg}, sort_keys=True)
+    rows: list[dict[str, Any]] = []
+    val_rows: list[dict[str, Any]] = []
     if last.exists():
-        ckpt = load_checkpoint(last, classes)
-        if ckpt["config"] != run_config:
-            log.warning("%s was written with another train/model config: starting afresh", last)
+        ckpt = load_checkpoint(last)
+        changed = train_state.mismatch(ckpt.get("run_key"), key)
+        if not changed and ckpt["iteration"] >= total and eval_every and not best_kept.exists():
+            changed = [f"{best_kept.name} (the finished run's best model) is missing"]
+        if changed:
+            log.warning("%s belongs to another run (%s differ): training afresh", last, ", ".join(changed))
         else:
             pos = train_state.restore(ckpt, model, optimizer, scheduler, scaler, ema, dist, device)
-            log.info("resuming from %s at iteration %d", last, pos.iteration)
+            rows, val_rows = list(ckpt["metrics_rows"]), list(ckpt["val_rows"])
+            log.info("resuming from %s at iteration %d of %d", last, pos.iteration, total)
         del ckpt
-    eval_every = cfg.get("eval_every", 0) if val_json is not None else 0
+    if pos.iteration == 0 and dist.main:  # nothing of an earlier run may pass for this one's
+        for stale in (best, best_kept, out_dir / "model_final.pth", out_dir / "val_metrics.csv"):
+            stale.unlink(missing_ok=True)
+    distributed.barrier(dist)
     val_csv = out_dir / "val_metrics.csv"
-    val_rows = read_rows(val_csv, pos.iteration) if eval_every else []
     best_ap = max([float(r["segm_AP"]) for r in val_rows], default=None)
     if eval_every:
         from pipeline.data import eval_transforms
 
-        val_ds = CocoInstances(val_json, image_root, eval_transforms(), targets=False)
-    rows = read_rows(metrics_csv, pos.iteration)
+        val_ds = CocoInstances(val_json, image_root, eval_transforms(), targets=False, classes=classes)
     board = Board(out_dir / "tensorboard" if cfg.get("tensorboard") and dist.main else None, pos.iteration)
-    meta = dict(iteration=pos.iteration, classes=list(classes), config=run_config, weights=json.dumps(weights_info))
+    meta = dict(iteration=pos.iteration, classes=list(classes), config=json.dumps({"train": cfg, "model": model_cfg},
+                                                                              sort_keys=True),
+                weights=json.dumps(weights_info))
 
     def save_model(path: Path) -> None:
         """The model alone (best.pth, model_final.pth): half the size of last.pth, no optimizer state."""
@@ -274,16 +281,22 @@ def train(cfg: dict[str, Any], classes: list[str], model_cfg: dict[str, Any], we
             ap = validate(scored, val_ds, device, it + 1, val_rows, val_csv, cfg["batch_size"], cfg["workers"], board)
             if best_ap is None or ap > best_ap:
                 best_ap = ap
-                save_model(out_dir / "best.pth")
+                save_model(best)
+                keep_copy(best, best_kept)
         if (it + 1) % cfg["checkpoint_every"] == 0 or it + 1 == total:
             pos = train_state.Position(it + 1, epoch + 1 if epoch_done else epoch, batch_in_epoch)
             state = train_state.capture(model, optimizer, scheduler, scaler, ema, pos, dist, device)
             if dist.main:
-                save_checkpoint(last, **{**meta, **state})
+                save_checkpoint(last, **{**meta, **state, "run_key": key, "metrics_rows": rows, "val_rows": val_rows})
                 write_rows(metrics_csv, rows)
     board.close()
     save_model(out_dir / "model_final.pth")
-    if dist.main:
+    if dist.main:  # also when resumed at the last iteration: every declared output is written
+        write_rows(metrics_csv, rows)
+        if val_rows:
+            write_rows(val_csv, val_rows, list(val_rows[0]))
+        if eval_every and not best.exists():
+            keep_copy(best_kept, best)
         meta = provenance({"train": cfg, "model": model_cfg, "classes": classes, "weights": weights_info})
         meta["device"] = str(device)
         meta["device_name"] = device_name(device)
@@ -292,6 +305,18 @@ def train(cfg: dict[str, Any], classes: list[str], model_cfg: dict[str, Any], we
     distributed.barrier(dist)
     distributed.teardown(dist)
     return {"iterations": total, "final_loss": float(rows[-1]["loss"]) if rows else None}
+
+
+def keep_copy(src: Path, dst: Path) -> None:
+    """`dst` becomes the same file as `src`: a hard link (no extra disk), or a copy where links fail."""
+    import shutil
+
+    with atomic_path(dst) as tmp:
+        tmp.unlink()
+        try:
+            os.link(src, tmp)
+        except OSError:
+            shutil.copy2(src, tmp)
 
 
 def write_rows(path: Path, rows: list[dict[str, Any]], fields: list[str] = CSV_FIELDS) -> None:

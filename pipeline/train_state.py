@@ -1,5 +1,9 @@
 """Everything a resume needs, in one home: captured into last.pth, restored when training starts.
 
+A run resumes only its own checkpoint: last.pth carries the run's key (train and model settings,
+classes, base weights with their checksum, content hashes of the training and validation files,
+and the training code), and a checkpoint with another key is not resumed (`mismatch` says why).
+
 Model, optimizer, lr scheduler, GradScaler, weight EMA, the schedule position (epoch, batch in
 epoch) and the RNG of every process (CPU and CUDA). Augmentations need no RNG of their own: each
 sample's seed follows from its place in the schedule (pipeline.schedule), so the position is all
@@ -9,13 +13,40 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import torch
 
 from pipeline import distributed
+from pipeline.io import file_sha256, files_sha256
 
 log = logging.getLogger(__name__)
+
+
+# The modules a training run executes (data, model, loop, validation): an edit to one of them, then
+# `snakemake -R train`, trains afresh instead of resuming the old code's finished run.
+TRAIN_CODE = ("data", "distributed", "evaluate", "model", "schedule", "train", "train_state")
+
+
+def code_version() -> str:
+    """One hash over the training code's modules."""
+    return files_sha256([Path(__file__).parent / f"{name}.py" for name in TRAIN_CODE])
+
+
+def run_key(train_cfg: dict[str, Any], model_cfg: dict[str, Any], classes: list[str], weights_info: dict[str, Any],
+            train_json: Path, val_json: Path | None) -> dict[str, Any]:
+    """What a run is trained from; a checkpoint is resumed only by a run with an equal key."""
+    return {"train": train_cfg, "model": model_cfg, "classes": list(classes), "weights": weights_info,
+            "train_data": file_sha256(train_json), "val_data": file_sha256(val_json) if val_json else None,
+            "code": code_version()}
+
+
+def mismatch(saved: dict[str, Any] | None, current: dict[str, Any]) -> list[str]:
+    """The parts of the run key that differ (all of them for a checkpoint without one)."""
+    if not isinstance(saved, dict):
+        return ["key (checkpoint written before runs had one)"]
+    return [k for k in current if saved.get(k) != current[k]]
 
 
 @dataclass
@@ -39,7 +70,8 @@ def set_rng_state(state: dict[str, Any], device: torch.device) -> None:
 
 def capture(model, optimizer, scheduler, scaler, ema, position: Position, dist: distributed.Dist,
             device: torch.device) -> dict[str, Any]:
-    """The resume state; a collective under DDP (every process hands in its RNG), call it on all ranks."""
+    """The resume state; a collective under DDP (every process hands in its RNG), call it on all ranks.
+    (The caller adds the run key and the metric rows so far: a resumed run rewrites its CSVs from them.)"""
     return dict(model=model.state_dict(), optimizer=optimizer.state_dict(), lr_scheduler=scheduler.state_dict(),
                 scaler=scaler.state_dict(), ema=ema.state_dict() if ema is not None else None,
                 iteration=position.iteration, epoch=position.epoch, batch_in_epoch=position.batch_in_epoch,
