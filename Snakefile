@@ -2,7 +2,9 @@
 #   snakemake --cores all --configfile configs/smoke.yaml      (tiny demo)
 #   snakemake --cores all                                      (configs/default.yaml)
 #   snakemake proof --cores all --configfile configs/proof_cpu.yaml  (site-adaptation experiment)
-# Edits to pipeline/ or blender/ modules are not seen by Snakemake: rerun with -R <rule>.
+# Targets (files, rules) go before --configfile: it takes every word up to the next option as a config file.
+# Scene code (blender/*.py) and asset files are render's declared inputs; edits to pipeline/ modules
+# are not seen by Snakemake: rerun with -R <rule>.
 import json
 import shlex
 import sys

@@ -1,14 +1,19 @@
 """What a rendered frame is drawn from, as one key: a rerun keeps a frame only while its key matches.
 
-A frame's key is the SHA-256 of: the render settings that shape the image, the seed, shard and
-frame index (or, for frames rendered from given scene specs, the spec itself), the content of
-every asset file the scene could draw from, the scene code (every .py file of blender/), and the
-versions of the packages that build and render it (bpy, anny). Pure Python (no bpy): the renderer
-uses it to decide what to keep, the Snakefile to declare the files render reads, tests to check both.
+A frame's key is the SHA-256 of five parts and the frame's index (plus, for frames rendered from
+given scene specs, the spec itself):
+- settings: the render settings that shape the image, the seed and the shard;
+- assets:   the content of every file in the `render.assets` folders (models, .mtl, textures, .bin);
+- code:     the scene code, every .py file of blender/;
+- packages: the versions of what builds and renders it (bpy, anny, torch, warp, numpy, OpenCV);
+- device:   the device Cycles renders on ("CPU", "GPU (OPTIX)", ...): their pixels differ.
+Each frame's metadata keeps the digest of each part, so a rerun can say which part changed.
+Pure Python (no bpy): the renderer uses it to decide what to keep, the Snakefile to declare the
+files render reads, tests to check both.
 
 Settings that only say how much or where to render do not change a frame, so they are left out:
 `shards` and `images_per_shard` (frame i of shard s is the same scene whatever the counts),
-`threads`, and `device` (CPU and GPU Cycles render the same scene; the manifest records which ran).
+`threads`, and `device` (the configured choice: the device it resolves to is the `device` part).
 """
 from __future__ import annotations
 
@@ -22,11 +27,14 @@ from pipeline.io import file_sha256, files_sha256, read_json
 
 SCENE_CODE = Path(__file__).resolve().parent  # blender/: everything that builds, renders and labels a frame
 NOT_DRAWN = ("shards", "images_per_shard", "threads", "device")
-PACKAGES = ("bpy", "anny")
+PACKAGES = ("bpy", "anny", "torch", "warp-lang", "numpy", "opencv-python-headless")
+PARTS = ("settings", "assets", "code", "packages", "device")
+# (folder, suffix) of a frame's files; meta is written last, so a frame is complete once it exists
+FRAME_FILES = (("rgb", ".png"), ("ids", ".png"), ("meta", ".json"), ("exr", ".exr"))
 
 
-def _sha256(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
+def _sha256(obj: Any) -> str:
+    return hashlib.sha256(json.dumps(obj, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
 
 
 def code_files() -> list[Path]:
@@ -40,10 +48,14 @@ def code_version() -> str:
 
 
 def asset_files(render_cfg: dict[str, Any]) -> list[str]:
-    """Every model file of the configured asset folders (what a scene may draw from), sorted."""
-    from blender.spec import asset_files as folder_files
-
-    return sorted(f for _, folder in sorted(render_cfg.get("assets", {}).items()) for f in folder_files(folder))
+    """Every file of the configured asset folders, in subfolders too (an .obj's .mtl and textures, a
+    .gltf's .bin and images are read with it), hidden files left out; sorted."""
+    files = set()
+    for folder in render_cfg.get("assets", {}).values():
+        if folder and Path(folder).is_dir():
+            files |= {str(p) for p in Path(folder).rglob("*") if p.is_file()
+                      and not any(part.startswith(".") for part in p.relative_to(folder).parts)}
+    return sorted(files)
 
 
 def package_versions() -> dict[str, str | None]:
@@ -56,22 +68,23 @@ def package_versions() -> dict[str, str | None]:
     return versions
 
 
-def shard_inputs(render_cfg: dict[str, Any], seed: int, shard: int) -> dict[str, Any]:
-    """Everything a frame of this shard is drawn from except its index (computed once per shard)."""
-    return {"render": {k: v for k, v in sorted(render_cfg.items()) if k not in NOT_DRAWN},
-            "seed": seed, "shard": shard,
-            "assets": {path: file_sha256(Path(path)) for path in asset_files(render_cfg)},
-            "code": code_version(), "packages": package_versions()}
+def shard_inputs(render_cfg: dict[str, Any], seed: int, shard: int, device: str = "CPU") -> dict[str, Any]:
+    """Every part a frame of this shard is drawn from (computed once per shard)."""
+    return {"settings": {"render": {k: v for k, v in sorted(render_cfg.items()) if k not in NOT_DRAWN},
+                         "seed": seed, "shard": shard},
+            "assets": {path: file_sha256(path) for path in asset_files(render_cfg)},
+            "code": code_version(), "packages": package_versions(), "device": device}
+
+
+def part_digests(inputs: dict[str, Any]) -> dict[str, str]:
+    """A digest per part of `inputs` (stored in each frame's metadata)."""
+    return {part: _sha256(inputs[part]) for part in PARTS}
 
 
 def frame_key(inputs: dict[str, Any], index: int, spec: dict[str, Any] | None = None) -> str:
     """The key of frame `index` of a shard with `inputs` (shard_inputs); with `spec`, of a frame
     rendered from that given scene spec instead of one drawn from the seed."""
-    drawn = {**inputs, "index": index} if spec is None else {**inputs, "index": index, "spec": spec}
-    return _sha256(json.dumps(drawn, sort_keys=True, separators=(",", ":")).encode())
-
-
-FRAME_FILES = (("rgb", ".png"), ("ids", ".png"), ("meta", ".json"), ("exr", ".exr"))
+    return _sha256({**part_digests(inputs), "index": index, "spec": spec})
 
 
 def remove_frame(out: Path, frame: str) -> None:
@@ -86,27 +99,44 @@ def frames_on_disk(out: Path) -> set[str]:
             for p in (out / sub).iterdir() if p.suffix == suffix and not p.name.startswith(".")}
 
 
-def plan_frames(out: Path, keys: dict[str, str], code: str) -> tuple[list[str], dict[str, int]]:
-    """Which frames to (re)render: those missing or drawn from other inputs; removes frames that no
-    longer belong to the shard. Returns (frames to render, counts by reason)."""
-    counts = {"kept": 0, "missing": 0, "settings_changed": 0, "code_changed": 0, "removed": 0}
-    for frame in sorted(frames_on_disk(out) - set(keys)):
-        remove_frame(out, frame)
-        counts["removed"] += 1
+def plan_frames(out: Path, keys: dict[str, str], parts: dict[str, str], keep_exr: bool = False,
+                remove_others: bool = True) -> tuple[list[str], dict[str, Any]]:
+    """Which frames to (re)render: those missing, incomplete, or drawn from other inputs (their files
+    are removed now); with `remove_others`, frames that no longer belong to the shard are removed.
+    Returns (frames to render, counts: kept, missing, unkeyed, stale, removed and, per part, how many
+    stale frames were drawn with another version of it)."""
+    counts: dict[str, Any] = {"kept": 0, "missing": 0, "unkeyed": 0, "stale": 0, "removed": 0,
+                              "changed": {part: 0 for part in PARTS}}
+    if remove_others:
+        for frame in sorted(frames_on_disk(out) - set(keys)):
+            remove_frame(out, frame)
+            counts["removed"] += 1
+    needed = [("rgb", ".png"), ("ids", ".png")] + ([("exr", ".exr")] if keep_exr else [])
     todo = []
     for frame, key in keys.items():
         meta_path = out / "meta" / f"{frame}.json"
-        if not meta_path.exists():
+        meta = read_json(meta_path) if meta_path.exists() else None
+        complete = meta is not None and all((out / sub / f"{frame}{suffix}").exists() for sub, suffix in needed)
+        if complete and meta.get("input_key") == key:
+            counts["kept"] += 1
+            continue
+        if meta is None or meta.get("input_key") == key:
             counts["missing"] += 1
+        elif "input_key" not in meta:
+            counts["unkeyed"] += 1  # rendered before frames had keys
         else:
-            meta = read_json(meta_path)
-            complete = all((out / sub / f"{frame}.png").exists() for sub in ("rgb", "ids"))
-            if meta.get("input_key") == key and complete:
-                counts["kept"] += 1
-                continue
-            reason = ("missing" if meta.get("input_key") == key else
-                      "code_changed" if meta.get("code_version") not in (None, code) else "settings_changed")
-            counts[reason] += 1
-            remove_frame(out, frame)
+            counts["stale"] += 1
+            for part, digest in parts.items():
+                counts["changed"][part] += meta.get("input_parts", {}).get(part) != digest
+        remove_frame(out, frame)
         todo.append(frame)
     return todo, counts
+
+
+def describe(shard: int, total: int, todo: list[str], counts: dict[str, Any]) -> str:
+    """One log line: what a rerun of the shard keeps, renders and removes, and why."""
+    changed = ", ".join(f"{part} {n}" for part, n in counts["changed"].items() if n)
+    return (f"shard {shard}: {total} frames; kept {counts['kept']} drawn from the same inputs, rendering "
+            f"{len(todo)} ({counts['missing']} missing, {counts['unkeyed']} rendered before frames had keys, "
+            f"{counts['stale']} drawn from other inputs" + (f": changed {changed}" if changed else "")
+            + f"); removed {counts['removed']} that no longer belong")

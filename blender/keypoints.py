@@ -11,6 +11,10 @@ import numpy as np
 # hides the point: another object, or the body itself (the far wrist behind the torso, the eyes of a
 # person facing away: 15-35 cm).
 SKIN_DEPTH_M = 0.15
+# COCO person keypoints in COCO's order (scene code: the body's keypoints are labelled with them)
+KEYPOINTS = ("nose", "left_eye", "right_eye", "left_ear", "right_ear", "left_shoulder", "right_shoulder",
+             "left_elbow", "right_elbow", "left_wrist", "right_wrist", "left_hip", "right_hip", "left_knee",
+             "right_knee", "left_ankle", "right_ankle")
 
 
 def project(points: np.ndarray, cam_mats: dict[str, Any]) -> tuple[np.ndarray, np.ndarray]:

@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from pipeline.coco import KEYPOINTS
+from blender.keypoints import KEYPOINTS
 
 log = logging.getLogger(__name__)
 CACHE_ENV = "HANGAR_ANNY_CACHE"

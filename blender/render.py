@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from blender.frame_key import frame_key, plan_frames, shard_inputs
+from blender.frame_key import describe, frame_key, frames_on_disk, part_digests, plan_frames, shard_inputs
 from blender.keypoints import coco_keypoints, project
 from blender.labels import instance_map_from_exr
 from blender.spec import SceneSpec, sample_scene
@@ -189,9 +189,9 @@ def add_sensor_noise(rgb: np.ndarray, sigma: float, seed: int) -> np.ndarray:
 
 
 def render_frame(bpy, spec: SceneSpec, shard_dir: Path, seed_key: list[int], keep_exr: bool = False,
-                 input_key: str | None = None, code_version: str | None = None) -> dict[str, Any]:
+                 input_key: str | None = None, input_parts: dict[str, str] | None = None) -> dict[str, Any]:
     """Build, render and label one frame; returns its metadata (also written to meta/, with the
-    frame's input key and scene-code version)."""
+    frame's input key and the digest of each of its parts: blender.frame_key)."""
     import cv2
 
     from blender.build import build_scene
@@ -260,7 +260,7 @@ def render_frame(bpy, spec: SceneSpec, shard_dir: Path, seed_key: list[int], kee
         "height": height,
         "seed_key": seed_key,
         "input_key": input_key,
-        "code_version": code_version,
+        "input_parts": input_parts,
         "camera": cam_mats,
         "instances": records,
         "scene": spec.to_dict(),
@@ -271,44 +271,51 @@ def render_frame(bpy, spec: SceneSpec, shard_dir: Path, seed_key: list[int], kee
 
 
 def render_shard(render_cfg: dict[str, Any], seed: int, shard: int, out: Path,
-                 specs: list[SceneSpec] | None = None, keep_exr: bool = False) -> dict[str, Any]:
+                 specs: list[SceneSpec] | None = None, keep_exr: bool = False,
+                 seed_keys: list[list[int] | None] | None = None) -> dict[str, Any]:
     """Render every frame of `shard` into `out` that is missing or was drawn from other inputs, remove
     frames that no longer belong; write manifest.json at the end.
 
-    With `specs`, render exactly those scenes (e.g. re-render frames from their metadata).
+    With `specs`, render exactly those scenes (e.g. re-render frames from their metadata, with the
+    frames' own `seed_keys` where given) into a folder that holds no other frames.
     """
     from tqdm import tqdm
 
-    inputs = shard_inputs(render_cfg, seed, shard)
     n = render_cfg["images_per_shard"]
     frames = [s.frame for s in specs] if specs is not None else [f"s{shard:03d}_{i:05d}" for i in range(n)]
-    keys = {frame: frame_key(inputs, i, specs[i].to_dict() if specs is not None else None)
-            for i, frame in enumerate(frames)}
-    out.mkdir(parents=True, exist_ok=True)
-    # A run killed mid-write (kill -9, node failure) leaves hidden temp files of atomic writes: drop them.
-    for sub in ("rgb", "ids", "meta"):
-        remove_stale_temps(out / sub)
-    todo, counts = plan_frames(out, keys, inputs["code"])
-    log.info("shard %d: %d frames; kept %d drawn from the same inputs, rendering %d (%d missing, %d drawn with "
-             "other settings, seed or assets, %d with other scene code); removed %d that no longer belong",
-             shard, len(frames), counts["kept"], len(todo), counts["missing"], counts["settings_changed"],
-             counts["code_changed"], counts["removed"])
+    seed_keys = [(seed_keys[i] if seed_keys and seed_keys[i] else [seed, shard, i]) for i in range(len(frames))]
+    others = sorted(frames_on_disk(out) - set(frames)) if specs is not None and out.is_dir() else []
+    if others:
+        raise ValueError(f"{out}: holds frames that are not in --specs ({', '.join(others[:3])}"
+                         f"{', ...' if len(others) > 3 else ''}); render the specs into an empty folder")
     bpy = _import_bpy()
     bpy.ops.wm.read_factory_settings(use_empty=True)
     device = configure_render(bpy, render_cfg)
+    inputs = shard_inputs(render_cfg, seed, shard, device)
+    parts = part_digests(inputs)
+    keys = {frame: frame_key(inputs, i, None if specs is None else {"scene": specs[i].to_dict(),
+                                                                     "seed_key": seed_keys[i]})
+            for i, frame in enumerate(frames)}
+    out.mkdir(parents=True, exist_ok=True)
+    # The manifest says the shard is done and lists its frames: gone until this run has finished.
+    (out / "manifest.json").unlink(missing_ok=True)
+    # A run killed mid-write (kill -9, node failure) leaves hidden temp files of atomic writes: drop them.
+    for sub in ("rgb", "ids", "meta"):
+        remove_stale_temps(out / sub)
+    todo, counts = plan_frames(out, keys, parts, keep_exr)
+    log.info("%s", describe(shard, len(frames), todo, counts))
     timings = {"render_s": 0.0, "frames_rendered": 0, **counts}
     t_start = time.perf_counter()
     index = {frame: i for i, frame in enumerate(frames)}
     for frame in tqdm(todo, desc=f"render shard {shard}", unit="img", file=sys.stderr):
         i = index[frame]
-        seed_key = [seed, shard, i]
-        spec = specs[i] if specs is not None else sample_scene(np.random.default_rng(seed_key), render_cfg, frame)
-        meta = render_frame(bpy, spec, out, seed_key, keep_exr, keys[frame], inputs["code"])
+        spec = specs[i] if specs is not None else sample_scene(np.random.default_rng(seed_keys[i]), render_cfg, frame)
+        meta = render_frame(bpy, spec, out, seed_keys[i], keep_exr, keys[frame], parts)
         timings["render_s"] += meta["_render_s"]
         timings["frames_rendered"] += 1
     timings["wall_s"] = time.perf_counter() - t_start
     manifest = {"shard": shard, "seed": seed, "frames": frames, "frame_keys": keys,
-                "inputs": {k: inputs[k] for k in ("assets", "code", "packages")},
+                "inputs": {k: inputs[k] for k in ("assets", "code", "packages", "device")}, "input_parts": parts,
                 "render": render_cfg, "provenance": provenance({"render": render_cfg, "seed": seed})}
     manifest["provenance"].pop("platform")
     manifest["provenance"]["render_device"] = device
@@ -333,12 +340,13 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     cfg = json.loads(args.render_json)
-    specs = None
+    specs = seed_keys = None
     if args.specs:
         items = json.loads(args.specs.read_text())
         specs = [SceneSpec.from_dict(d.get("scene", d)) for d in items]
+        seed_keys = [d.get("seed_key") for d in items]  # frame metadata: re-rendered with its own Cycles seed
     try:
-        render_shard(cfg, args.seed, args.shard, args.out, specs, args.keep_exr)
+        render_shard(cfg, args.seed, args.shard, args.out, specs, args.keep_exr, seed_keys)
     except ValueError as exc:  # AssetError and bad specs: one clear line, frames done so far are kept
         log.error("%s", exc)
         print(f"error: {exc}", file=sys.stderr)

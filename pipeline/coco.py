@@ -9,16 +9,14 @@ from typing import Any
 import numpy as np
 from pycocotools import mask as mask_utils
 
+from blender.keypoints import KEYPOINTS
 from pipeline.io import read_json, write_json
 
 log = logging.getLogger(__name__)
 
 
 PERSON = "pedestrian"  # the class that carries COCO person keypoints
-# COCO person keypoints in COCO's order, and its 1-based skeleton (as in person_keypoints_*.json).
-KEYPOINTS = ("nose", "left_eye", "right_eye", "left_ear", "right_ear", "left_shoulder", "right_shoulder",
-             "left_elbow", "right_elbow", "left_wrist", "right_wrist", "left_hip", "right_hip", "left_knee",
-             "right_knee", "left_ankle", "right_ankle")
+# COCO's 1-based skeleton over KEYPOINTS (as in person_keypoints_*.json).
 SKELETON = [[16, 14], [14, 12], [17, 15], [15, 13], [12, 13], [6, 12], [7, 13], [6, 7], [6, 8], [7, 9], [8, 10],
             [9, 11], [2, 3], [1, 2], [1, 3], [2, 4], [3, 5], [4, 6], [5, 7]]
 

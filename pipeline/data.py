@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import logging
+import math
 from pathlib import Path
 from typing import Any
 
@@ -130,20 +131,48 @@ class ScaleJitter:
 
 
 def resize_masks(masks: torch.Tensor, size: list[int]) -> torch.Tensor:
-    """Binary (N, H, W) masks at `size` (h, w): an output pixel is set where the object covers about half of it.
+    """Binary (N, H, W) masks at `size` (h, w): an output pixel is set where the object covers at least
+    half of its area (the pixel-majority rule the rendered masks themselves follow).
 
     torchvision resizes masks with legacy `nearest`, which reads input pixel floor(j * in / out), the one
     under the output pixel's top-left corner rather than its centre: masks move half an output pixel right
-    and down against image and boxes, and thin tines or tillers come and go with the sampling phase.
-    Antialiased bilinear on the 0/1 mask is the filter the image itself gets; thresholded at 0.5 it puts
-    a straight edge exactly where it lies in continuous coordinates (a linearly interpolated step crosses
-    0.5 at the step) and, shrinking, averages each output pixel's footprint, so it follows the
-    coverage-correct resize (box-filter coverage >= 0.5) more closely than `nearest-exact`'s point
-    sample does on thin parts (tests/test_mask_resize.py).
+    and down against image and boxes, and thin tines or tillers come and go with the sampling phase
+    (torchvision's references do the same; this departs from them on purpose). The covered share is
+    exact: the mask is constant on each input pixel, an output pixel is a rectangle, so the share is
+    separable, per axis the overlap of the two pixel intervals (tests/test_mask_resize.py).
     """
-    soft = torch.nn.functional.interpolate(masks[:, None].float(), size=list(size), mode="bilinear",
-                                           align_corners=False, antialias=True)
-    return (soft[:, 0] >= 0.5).to(masks.dtype)
+    (h, w), (out_h, out_w) = masks.shape[-2:], size
+    taps_y, taps_x = _coverage_taps(h, out_h), _coverage_taps(w, out_w)
+    out = torch.zeros((len(masks), out_h, out_w), dtype=masks.dtype)
+    for mask, dst in zip(masks, out):  # each over its own box: a person is a small part of the image
+        rows, cols = torch.nonzero(mask.any(1)), torch.nonzero(mask.any(0))
+        if not len(rows):
+            continue
+        y0, y1 = _output_span(int(rows[0]), int(rows[-1]) + 1, h, out_h)
+        x0, x1 = _output_span(int(cols[0]), int(cols[-1]) + 1, w, out_w)
+        soft = mask.float()
+        for axis, (idx, wt), (a, b) in ((0, taps_y, (y0, y1)), (1, taps_x, (x0, x1))):
+            idx, wt = idx[a:b], wt[a:b]
+            taps = soft.index_select(axis, idx.reshape(-1)).unflatten(axis, idx.shape)  # (.., span, T, ..)
+            soft = (taps * wt.reshape(idx.shape + (1,) * (1 - axis))).sum(axis + 1)
+        # a tie (exactly half covered) counts as covered, whatever the rounding of the weights
+        dst[y0:y1, x0:x1] = soft >= 0.5 - 1e-6
+    return out
+
+
+def _output_span(lo: int, hi: int, n_in: int, n_out: int) -> tuple[int, int]:
+    """The output pixels whose intervals meet input pixels [lo, hi) along one axis."""
+    return int(lo * n_out // n_in), min(n_out, -(-hi * n_out // n_in))
+
+
+def _coverage_taps(n_in: int, n_out: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per output pixel o along one axis: the input pixels its interval [o, o + 1) * n_in / n_out meets
+    (n_out, T) and the share of the interval each covers (weights sum to 1)."""
+    s = n_in / n_out
+    o = torch.arange(n_out, dtype=torch.float64)[:, None]
+    idx = torch.floor(o * s).long() + torch.arange(math.ceil(s) + 1)[None]
+    w = (torch.minimum(idx + 1.0, (o + 1) * s) - torch.maximum(idx.double(), o * s)).clamp(min=0) / s
+    return idx.clamp(max=n_in - 1), w.float()
 
 
 def photometric(channel_permutation: bool = False):

@@ -189,32 +189,31 @@ def train(cfg: dict[str, Any], classes: list[str], model_cfg: dict[str, Any], we
     if dist.main:
         remove_stale_temps(out_dir)  # a killed run's half-written checkpoint
     distributed.barrier(dist)
-    last, metrics_csv = out_dir / "last.pth", out_dir / "metrics.csv"
+    last, metrics_csv, val_csv = out_dir / "last.pth", out_dir / "metrics.csv", out_dir / "val_metrics.csv"
     # best.pth's twin under a name that is no rule's output: Snakemake deletes a job's outputs before
     # it runs, and a run resumed at its last iteration must still hand back its best model
-    best, best_kept = out_dir / "best.pth", out_dir / "best_of_run.pth"
+    best, best_kept = out_dir / "best.pth", out_dir / train_state.BEST_KEPT
     eval_every = cfg.get("eval_every", 0) if val_json is not None else 0
     key = train_state.run_key(cfg, model_cfg, classes, weights_info, train_json, val_json)
     pos = train_state.Position()
     rows: list[dict[str, Any]] = []
     val_rows: list[dict[str, Any]] = []
-    if last.exists():
-        ckpt = load_checkpoint(last)
-        changed = train_state.mismatch(ckpt.get("run_key"), key)
-        if not changed and ckpt["iteration"] >= total and eval_every and not best_kept.exists():
-            changed = [f"{best_kept.name} (the finished run's best model) is missing"]
-        if changed:
-            log.warning("%s belongs to another run (%s differ): training afresh", last, ", ".join(changed))
-        else:
-            pos = train_state.restore(ckpt, model, optimizer, scheduler, scaler, ema, dist, device)
-            rows, val_rows = list(ckpt["metrics_rows"]), list(ckpt["val_rows"])
-            log.info("resuming from %s at iteration %d of %d", last, pos.iteration, total)
-        del ckpt
-    if pos.iteration == 0 and dist.main:  # nothing of an earlier run may pass for this one's
-        for stale in (best, best_kept, out_dir / "model_final.pth", out_dir / "val_metrics.csv"):
-            stale.unlink(missing_ok=True)
+    ckpt, why_not = train_state.check_resume(out_dir, key) if dist.main else (None, None)
+    why_not = distributed.broadcast_object(why_not, dist)  # one decision for every process
+    if why_not == []:
+        ckpt = ckpt if dist.main else load_checkpoint(last)
+        pos = train_state.restore(ckpt, model, optimizer, scheduler, scaler, ema, dist, device)
+        rows, val_rows = list(ckpt["metrics_rows"]), list(ckpt["val_rows"])
+        log.info("resuming from %s at iteration %d of %d", last, pos.iteration, total)
+    else:
+        if why_not:
+            log.warning("%s belongs to another run (%s differ): training afresh", last, ", ".join(why_not))
+        if dist.main:  # nothing of an earlier run may pass for this one's
+            for stale in (last, metrics_csv, val_csv, best, best_kept, out_dir / f"{best_kept.name}.json",
+                          out_dir / "model_final.pth"):
+                stale.unlink(missing_ok=True)
+    del ckpt
     distributed.barrier(dist)
-    val_csv = out_dir / "val_metrics.csv"
     best_ap = max([float(r["segm_AP"]) for r in val_rows], default=None)
     if eval_every:
         from pipeline.data import eval_transforms
@@ -282,7 +281,10 @@ def train(cfg: dict[str, Any], classes: list[str], model_cfg: dict[str, Any], we
             if best_ap is None or ap > best_ap:
                 best_ap = ap
                 save_model(best)
-                keep_copy(best, best_kept)
+                if dist.main:
+                    keep_copy(best, best_kept)
+                    write_json(out_dir / f"{best_kept.name}.json",
+                               {"key": train_state.key_digest(key), "iteration": it + 1})
         if (it + 1) % cfg["checkpoint_every"] == 0 or it + 1 == total:
             pos = train_state.Position(it + 1, epoch + 1 if epoch_done else epoch, batch_in_epoch)
             state = train_state.capture(model, optimizer, scheduler, scaler, ema, pos, dist, device)

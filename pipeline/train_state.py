@@ -11,6 +11,8 @@ the data workers need.
 """
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +28,7 @@ log = logging.getLogger(__name__)
 
 # The modules a training run executes (data, model, loop, validation): an edit to one of them, then
 # `snakemake -R train`, trains afresh instead of resuming the old code's finished run.
+BEST_KEPT = "best_of_run.pth"  # best.pth's twin under a name that is no rule's output (see train.py)
 TRAIN_CODE = ("data", "distributed", "evaluate", "model", "schedule", "train", "train_state")
 
 
@@ -47,6 +50,40 @@ def mismatch(saved: dict[str, Any] | None, current: dict[str, Any]) -> list[str]
     if not isinstance(saved, dict):
         return ["key (checkpoint written before runs had one)"]
     return [k for k in current if saved.get(k) != current[k]]
+
+
+def key_digest(key: dict[str, Any]) -> str:
+    return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()
+
+
+def best_iteration(val_rows: list[dict[str, Any]]) -> int | None:
+    """The iteration whose model best.pth holds: the first with the highest segm AP."""
+    best = None
+    for row in val_rows:
+        if best is None or float(row["segm_AP"]) > float(best["segm_AP"]):
+            best = row
+    return int(best["iteration"]) if best else None
+
+
+def check_resume(out_dir: Path, key: dict[str, Any]) -> tuple[dict[str, Any] | None, list[str] | None]:
+    """(checkpoint, why not) for out_dir/last.pth: (None, None) without one, (ckpt, []) when this run
+    resumes it, (None, reasons) when it belongs to another run or its best model is not this run's."""
+    from pipeline.model import load_checkpoint
+
+    last = out_dir / "last.pth"
+    if not last.exists():
+        return None, None
+    ckpt = load_checkpoint(last)
+    reasons = mismatch(ckpt.get("run_key"), key)
+    best_it = best_iteration(ckpt.get("val_rows") or [])
+    if not reasons and best_it is not None:
+        # best_of_run.pth must hold this run's model of that iteration: a crash after a better validation
+        # but before the next checkpoint leaves one from beyond the resume point
+        kept = out_dir / f"{BEST_KEPT}.json"
+        kept = json.loads(kept.read_text()) if kept.exists() else {}
+        if (kept.get("key"), kept.get("iteration")) != (key_digest(key), best_it) or not (out_dir / BEST_KEPT).exists():
+            reasons = [f"{BEST_KEPT} (the model of iteration {best_it}, best so far)"]
+    return (ckpt, []) if not reasons else (None, reasons)
 
 
 @dataclass

@@ -25,10 +25,10 @@ def tiny_render_cfg(**over):
 
 
 def run_render(cfg: dict, out: Path, seed: int = 0, shard: int = 0, specs: list | None = None,
-               keep_exr: bool = False) -> subprocess.CompletedProcess:
+               keep_exr: bool = False, extra: list[str] | None = None) -> subprocess.CompletedProcess:
     """Render a shard in a separate process (bpy state never leaks into the test process);
     with `specs` (SceneSpec list), exactly those scenes (`--specs`, written beside `out`)."""
-    extra = ["--keep-exr"] if keep_exr else []
+    extra = (["--keep-exr"] if keep_exr else []) + list(extra or [])
     if specs is not None:
         path = out.with_name(out.name + "_specs.json")
         path.write_text(json.dumps([s.to_dict() for s in specs]))

@@ -28,10 +28,12 @@ EVAL_CKPT = "best.pth" if config["evaluate"]["checkpoint"] == "best" else "model
 
 
 def render_inputs(render_cfg):
-    """Files a render shard reads besides its config: every asset file it could draw and the scene
-    code (blender/*.py), so adding, swapping or editing one replans render; frames drawn from the
-    old versions are re-rendered, the others kept (blender/frame_key.py)."""
-    return {"assets": asset_files(render_cfg), "code": [str(p) for p in code_files()]}
+    """Input function of a render rule: every file of the render.assets folders and the scene code
+    (blender/*.py), so adding, swapping or editing one replans render; frames drawn from the old
+    versions are re-rendered, the others kept (blender/frame_key.py). A function, so a brace in an
+    asset's file name is taken as it is, not as a wildcard."""
+    files = {"assets": asset_files(render_cfg), "code": [str(p) for p in code_files()]}
+    return lambda wildcards: files
 
 
 def train_outputs(folder):

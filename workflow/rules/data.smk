@@ -17,7 +17,7 @@ SPLIT_SHELL = (
 rule render:
     """Render one shard with headless Blender/Cycles (a single Blender session per shard)."""
     input:
-        **render_inputs(config["render"]),
+        unpack(render_inputs(config["render"])),
     output:
         manifest=f"{OUT}/render/shard_{{shard}}/manifest.json",
     params:

@@ -44,7 +44,8 @@ rule weights:
 
 
 rule train:
-    """Fine-tune Mask R-CNN (3-class heads); resumes from last.pth if a previous run was cut off."""
+    """Fine-tune Mask R-CNN (3-class heads); resumes last.pth only when it is this run's (same settings,
+    classes, base weights, data and training code), else trains afresh and logs why."""
     input:
         train=rules.split.output.train,
         val=rules.split.output.val,

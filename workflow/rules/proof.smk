@@ -8,7 +8,7 @@
 rule proof_render:
     """Render one shard of site B (its own render section and seed)."""
     input:
-        **render_inputs(site_b_render(config)),
+        unpack(render_inputs(site_b_render(config))),
     output:
         manifest=f"{SITE_B}/render/shard_{{shard}}/manifest.json",
     params:
