@@ -1,4 +1,5 @@
 """The whole smoke workflow under Snakemake in a temp dir; reruns touch only what changed."""
+import hashlib
 import json
 import os
 import subprocess
@@ -67,6 +68,76 @@ def test_smoke_workflow_end_to_end_and_targeted_reruns(tmp_path):
     assert planned_rules(tmp_path, render={"samples": 5}) == RULES - {"weights"}
     # A report setting changes: only the report.
     assert planned_rules(tmp_path, report={"num_images": 2}) == {"report", "all"}
+
+    # Results, not only plans: a render setting change re-renders every frame, and training on the
+    # changed data starts afresh (not a resume of the old run) and writes every output.
+    def digests(sub):
+        return {p.relative_to(out): hashlib.sha256(p.read_bytes()).hexdigest()
+                for p in sorted((out / "render").glob(f"shard_*/{sub}/*"))}
+
+    before = {sub: digests(sub) for sub in ("rgb", "meta")}
+    changed = {"render": {"pedestrians_per_image": [3, 4], "camera_height_m": [3.0, 3.5]}}
+    smk(tmp_path, write_config(tmp_path, **changed), "--cores", "2")
+    for shard in ("000", "001"):
+        log = (out / f"logs/render/shard_{shard}.log").read_text()
+        assert ("kept 0 drawn from the same inputs, rendering 2 (0 missing, 0 rendered before frames had keys, "
+                "2 drawn from other inputs: changed settings 2)") in log
+        manifest = json.loads((out / f"render/shard_{shard}/manifest.json").read_text())
+        metas = {p.stem: json.loads(p.read_text()) for p in (out / f"render/shard_{shard}/meta").glob("*.json")}
+        assert sorted(metas) == manifest["frames"]
+        assert {f: m["input_key"] for f, m in metas.items()} == manifest["frame_keys"]
+        assert all(3.0 <= m["scene"]["camera"]["location"][2] <= 3.5 for m in metas.values())
+    after = {sub: digests(sub) for sub in ("rgb", "meta")}
+    for sub in ("rgb", "meta"):
+        assert after[sub].keys() == before[sub].keys() and all(after[sub][f] != before[sub][f] for f in after[sub])
+    train_log = (out / "logs/train.log").read_text()
+    assert "training afresh" in train_log and "train_data" in train_log and "resuming" not in train_log
+    for rel in ("train/model_final.pth", "train/best.pth", "train/metrics.csv", "eval/metrics.json",
+                "report/index.html"):
+        assert (out / rel).is_file(), rel
+    assert planned_rules(tmp_path, **changed) == set()
+    # A forced rerun of the finished training resumes at its last iteration and still writes every output.
+    import torch
+
+    def model(name):
+        return torch.load(out / "train" / name, map_location="cpu", weights_only=True)["model"]
+
+    final, best = model("model_final.pth"), model("best.pth")
+    smk(tmp_path, write_config(tmp_path, **changed), "--cores", "2", "--forcerun", "train")
+    assert "at iteration 2 of 2" in (out / "logs/train.log").read_text()
+    for name, before in (("model_final.pth", final), ("best.pth", best)):
+        again = model(name)
+        assert all(torch.equal(before[k], again[k]) for k in before), name
+    assert planned_rules(tmp_path, **changed) == set()
+
+
+def test_asset_files_and_scene_code_are_render_inputs(tmp_path):
+    """Adding, swapping or removing an asset file replans render; the scene code is an input too."""
+    people = tmp_path / "people"
+    people.mkdir()
+    (people / "a.obj").write_text("o a\nv 0 0 0\nv 1 0 0\nv 0 1 0\nf 1 2 3\n")
+    config = write_config(tmp_path, render={"shards": 1, "assets": {"pedestrian": str(people)}})
+    manifest = tmp_path / "results/smoke/render/shard_000/manifest.json"
+    target = [str(manifest.relative_to(tmp_path))]
+    dry = smk(tmp_path, config, "-n", targets=target).stdout
+    inputs = next(line for line in dry.splitlines() if line.strip().startswith("input:"))
+    assert str(people / "a.obj") in inputs and str(REPO / "blender/pedestrian_build.py") in inputs
+
+    def plan():
+        return smk(tmp_path, config, "-n", targets=target).stdout
+
+    manifest.parent.mkdir(parents=True)
+    manifest.write_text("{}")
+    smk(tmp_path, config, "--touch", "--cores", "1", targets=target)  # as if rendered with these inputs
+    assert "Nothing to be done" in plan()
+    (people / "b.obj").write_text((people / "a.obj").read_text())
+    assert "Updated input files" in plan()
+    smk(tmp_path, config, "--touch", "--cores", "1", targets=target)
+    (people / "b.obj").unlink()
+    assert "Set of input files has changed" in plan()
+    smk(tmp_path, config, "--touch", "--cores", "1", targets=target)
+    (people / "a.obj").write_text((people / "a.obj").read_text() + "f 1 3 2\n")
+    assert "Updated input files" in plan()
 
 
 def test_same_config_and_seed_give_byte_identical_dataset(tmp_path):
