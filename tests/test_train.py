@@ -40,30 +40,59 @@ def test_heads_are_three_class():
     assert m.roi_heads.mask_predictor.mask_fcn_logits.out_channels == 3
 
 
-def test_train_steps_lower_loss_on_fixed_batch(shard_coco, rendered_shard, tmp_path):
-    ann, root = write_train_json(shard_coco, rendered_shard, tmp_path)
-    ds = CocoInstances(ann, root, eval_transforms())
-    images, targets = collate([ds[0], ds[1]])
+def fixed_batch_losses(images, targets, lr: float, steps: int) -> list[float]:
+    """The loss before each of `steps` training steps on one fixed batch, from one seeded random start.
+
+    A step is train()'s: the pipeline's optimizer (momentum SGD, weight decay on weights only) and
+    gradient clipping at the configured norm. The RPN and the RoI heads sample anchors and RoIs at
+    random in every training forward; reseeding before each forward makes the loss a function of
+    the weights alone (the same sampled problem every time), so the values differ only by what the
+    steps did to the weights."""
+    from pipeline.train import make_optimizer
+
+    cfg = train_cfg(lr=lr)
     torch.manual_seed(0)
     model = build_model(3, {"kind": "none"}, min_size=96, max_size=128)
     model.train()
-    opt = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=0.002, momentum=0.9)
-
-    def loss_now():
-        torch.manual_seed(1)  # same RPN/ROI sampling each time: compare like with like
-        return sum(model(list(images), list(targets)).values())
-
-    with torch.no_grad():
-        start = loss_now().item()
-    for _ in range(8):
-        loss = loss_now()
-        opt.zero_grad()
+    optimizer = make_optimizer(cfg, model)
+    losses = []
+    for _ in range(steps):
+        torch.manual_seed(1)
+        loss = sum(model(list(images), list(targets)).values())
+        losses.append(loss.item())
+        optimizer.zero_grad(set_to_none=True)
         loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 10.0)
-        opt.step()
-    with torch.no_grad():
-        end = loss_now().item()
-    assert end < 0.8 * start, (start, end)
+        torch.nn.utils.clip_grad_norm_(model.parameters(), cfg["grad_clip_norm"])
+        optimizer.step()
+    return losses
+
+
+def test_train_steps_lower_loss_on_fixed_batch(shard_coco, rendered_shard, tmp_path):
+    """Twelve steps at the default lr (0.005) from scratch on one batch lower its loss well below
+    the start; the same code at lr 0 keeps it exactly where it was.
+
+    The bound is not tuned to one machine. Floating-point paths differ between CPUs (kernels by
+    instruction set, thread count), and within a step or two they flip discrete choices (top
+    proposals, NMS, matched and sampled RoIs): the trajectory becomes another draw of the same
+    noisy process, so the one loss after 8 steps that the old test compared moved between 0.75 and
+    0.82 x the start across kernel paths (0.82 failed its 0.8). Here the mean of the losses after
+    8 to 11 steps (four, damping the step-to-step jitter) is compared; measured for issue #22, it
+    is 0.59-0.62 x the start over ATEN_CPU_CAPABILITY default/avx2/avx512 with 1 or 2 threads;
+    0.58-0.62 (sd 0.013) over 12 runs whose start weights were perturbed by 1e-6 relative, as
+    rounding differences would; and 0.33-0.66 over 16 other random starts and sampling seeds.
+    0.8 is 13 sd above the worst perturbed run, and above every other start. An optimizer step
+    that does nothing, lr 0, or gradients that never reach the weights leave the ratio at
+    exactly 1.0; steps the wrong way raise it.
+    """
+    ann, root = write_train_json(shard_coco, rendered_shard, tmp_path)
+    ds = CocoInstances(ann, root, eval_transforms())
+    images, targets = collate([ds[0], ds[1]])
+    trained = fixed_batch_losses(images, targets, lr=0.005, steps=12)
+    # Exactly equal by construction: same start, same sampling, the weights do not move
+    # (p - 0 x step == p), so any change above comes from the weights alone.
+    assert fixed_batch_losses(images, targets, lr=0.0, steps=2) == [trained[0]] * 2
+    late = sum(trained[-4:]) / 4
+    assert late < 0.8 * trained[0], "loss per step: " + " ".join(f"{x:.3f}" for x in trained)
 
 
 def train_cfg(**over):
