@@ -122,12 +122,12 @@ def plan_frames(out: Path, keys: dict[str, str], parts: dict[str, str], keep_exr
             continue
         if meta is None or meta.get("input_key") == key:
             counts["missing"] += 1
-        elif "input_key" not in meta:
-            counts["unkeyed"] += 1  # rendered before frames had keys
+        elif not meta.get("input_key"):
+            counts["unkeyed"] += 1  # rendered before frames had keys, or by a tool that gives none
         else:
             counts["stale"] += 1
             for part, digest in parts.items():
-                counts["changed"][part] += meta.get("input_parts", {}).get(part) != digest
+                counts["changed"][part] += (meta.get("input_parts") or {}).get(part) != digest
         remove_frame(out, frame)
         todo.append(frame)
     return todo, counts

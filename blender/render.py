@@ -284,10 +284,14 @@ def render_shard(render_cfg: dict[str, Any], seed: int, shard: int, out: Path,
     n = render_cfg["images_per_shard"]
     frames = [s.frame for s in specs] if specs is not None else [f"s{shard:03d}_{i:05d}" for i in range(n)]
     seed_keys = [(seed_keys[i] if seed_keys and seed_keys[i] else [seed, shard, i]) for i in range(len(frames))]
-    others = sorted(frames_on_disk(out) - set(frames)) if specs is not None and out.is_dir() else []
-    if others:
-        raise ValueError(f"{out}: holds frames that are not in --specs ({', '.join(others[:3])}"
-                         f"{', ...' if len(others) > 3 else ''}); render the specs into an empty folder")
+    if specs is not None and out.is_dir():  # never over a shard the workflow rendered: its manifest is its record
+        others = sorted(frames_on_disk(out) - set(frames))
+        manifest = out / "manifest.json"
+        if others or (manifest.exists() and not json.loads(manifest.read_text()).get("from_specs")):
+            raise ValueError(f"{out}: holds " + (f"frames that are not in --specs ({', '.join(others[:3])}"
+                                                 f"{', ...' if len(others) > 3 else ''})" if others else
+                                                 "a shard rendered from the config") +
+                             "; render the specs into an empty folder")
     bpy = _import_bpy()
     bpy.ops.wm.read_factory_settings(use_empty=True)
     device = configure_render(bpy, render_cfg)
@@ -314,7 +318,7 @@ def render_shard(render_cfg: dict[str, Any], seed: int, shard: int, out: Path,
         timings["render_s"] += meta["_render_s"]
         timings["frames_rendered"] += 1
     timings["wall_s"] = time.perf_counter() - t_start
-    manifest = {"shard": shard, "seed": seed, "frames": frames, "frame_keys": keys,
+    manifest = {"shard": shard, "seed": seed, "frames": frames, "frame_keys": keys, "from_specs": specs is not None,
                 "inputs": {k: inputs[k] for k in ("assets", "code", "packages", "device")}, "input_parts": parts,
                 "render": render_cfg, "provenance": provenance({"render": render_cfg, "seed": seed})}
     manifest["provenance"].pop("platform")

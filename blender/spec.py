@@ -137,10 +137,12 @@ ASSET_SUFFIXES = (".blend", ".glb", ".gltf", ".obj")
 
 
 def asset_files(folder: str) -> list[str]:
-    """The model files of an asset folder, sorted (so the same seed picks the same file)."""
+    """The model files of an asset folder, sorted (so the same seed picks the same file); hidden files
+    (editor and OS leftovers such as macOS `._x.glb`) are not models, as blender.frame_key agrees."""
     if not folder:
         return []
-    return sorted(str(p) for p in Path(folder).iterdir() if p.suffix.lower() in ASSET_SUFFIXES and p.is_file())
+    return sorted(str(p) for p in Path(folder).iterdir()
+                  if p.suffix.lower() in ASSET_SUFFIXES and p.is_file() and not p.name.startswith("."))
 
 
 def solid_spans(length: float, holes: list[tuple[float, float]]) -> list[tuple[float, float]]:

@@ -22,8 +22,9 @@ class Board:
         except ImportError as exc:
             raise RuntimeError(f"train.tensorboard is on but TensorBoard cannot be imported ({exc}); "
                                "pip install tensorboard, or set train.tensorboard: false") from None
-        # purge_step: a resumed run drops the events a killed run wrote after its last checkpoint
-        self.writer = SummaryWriter(str(log_dir), purge_step=start_iteration or None)
+        # purge_step: a resumed run drops the events a killed run wrote after its last checkpoint (the
+        # checkpoint's own iteration was logged before it was written: kept)
+        self.writer = SummaryWriter(str(log_dir), purge_step=start_iteration + 1 if start_iteration else None)
 
     @property
     def enabled(self) -> bool:

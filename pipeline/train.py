@@ -8,6 +8,7 @@ import logging
 import math
 import os
 import platform
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -190,31 +191,32 @@ def train(cfg: dict[str, Any], classes: list[str], model_cfg: dict[str, Any], we
         remove_stale_temps(out_dir)  # a killed run's half-written checkpoint
     distributed.barrier(dist)
     last, metrics_csv, val_csv = out_dir / "last.pth", out_dir / "metrics.csv", out_dir / "val_metrics.csv"
-    # best.pth's twin under a name that is no rule's output: Snakemake deletes a job's outputs before
-    # it runs, and a run resumed at its last iteration must still hand back its best model
-    best, best_kept = out_dir / "best.pth", out_dir / train_state.BEST_KEPT
+    best, best_kept, best_at_ckpt = (out_dir / "best.pth", out_dir / train_state.BEST_KEPT,
+                                     out_dir / train_state.BEST_AT_CHECKPOINT)
     eval_every = cfg.get("eval_every", 0) if val_json is not None else 0
     key = train_state.run_key(cfg, model_cfg, classes, weights_info, train_json, val_json)
     pos = train_state.Position()
     rows: list[dict[str, Any]] = []
     val_rows: list[dict[str, Any]] = []
+    best_state = None  # {"iteration", "ap"} of the best validation so far, at full precision
     ckpt, why_not = train_state.check_resume(out_dir, key) if dist.main else (None, None)
     why_not = distributed.broadcast_object(why_not, dist)  # one decision for every process
-    if why_not == []:
+    if why_not == "":
         ckpt = ckpt if dist.main else load_checkpoint(last)
         pos = train_state.restore(ckpt, model, optimizer, scheduler, scaler, ema, dist, device)
-        rows, val_rows = list(ckpt["metrics_rows"]), list(ckpt["val_rows"])
+        rows, val_rows, best_state = list(ckpt["metrics_rows"]), list(ckpt["val_rows"]), ckpt.get("best")
+        if best_state and dist.main:  # a better model a killed run found after its last checkpoint is not ours
+            keep_copy(best_at_ckpt, best_kept)
         log.info("resuming from %s at iteration %d of %d", last, pos.iteration, total)
     else:
         if why_not:
-            log.warning("%s belongs to another run (%s differ): training afresh", last, ", ".join(why_not))
+            log.warning("%s %s: training afresh", last, why_not)
         if dist.main:  # nothing of an earlier run may pass for this one's
-            for stale in (last, metrics_csv, val_csv, best, best_kept, out_dir / f"{best_kept.name}.json",
-                          out_dir / "model_final.pth"):
+            for stale in (last, metrics_csv, val_csv, best, best_kept, best_at_ckpt, out_dir / "model_final.pth"):
                 stale.unlink(missing_ok=True)
+            shutil.rmtree(out_dir / "tensorboard", ignore_errors=True)
     del ckpt
     distributed.barrier(dist)
-    best_ap = max([float(r["segm_AP"]) for r in val_rows], default=None)
     if eval_every:
         from pipeline.data import eval_transforms
 
@@ -278,18 +280,19 @@ def train(cfg: dict[str, Any], classes: list[str], model_cfg: dict[str, Any], we
         meta["iteration"] = it + 1
         if eval_every and dist.main and ((it + 1) % eval_every == 0 or it + 1 == total):
             ap = validate(scored, val_ds, device, it + 1, val_rows, val_csv, cfg["batch_size"], cfg["workers"], board)
-            if best_ap is None or ap > best_ap:
-                best_ap = ap
+            if best_state is None or ap > best_state["ap"]:
+                best_state = {"iteration": it + 1, "ap": float(ap)}  # a plain float: last.pth loads weights_only
                 save_model(best)
                 if dist.main:
                     keep_copy(best, best_kept)
-                    write_json(out_dir / f"{best_kept.name}.json",
-                               {"key": train_state.key_digest(key), "iteration": it + 1})
         if (it + 1) % cfg["checkpoint_every"] == 0 or it + 1 == total:
             pos = train_state.Position(it + 1, epoch + 1 if epoch_done else epoch, batch_in_epoch)
             state = train_state.capture(model, optimizer, scheduler, scaler, ema, pos, dist, device)
             if dist.main:
-                save_checkpoint(last, **{**meta, **state, "run_key": key, "metrics_rows": rows, "val_rows": val_rows})
+                if best_state:
+                    keep_copy(best_kept, best_at_ckpt)  # before last.pth, which says which iteration it holds
+                save_checkpoint(last, **{**meta, **state, "run_key": key, "metrics_rows": rows, "val_rows": val_rows,
+                                         "best": best_state})
                 write_rows(metrics_csv, rows)
     board.close()
     save_model(out_dir / "model_final.pth")
@@ -297,7 +300,7 @@ def train(cfg: dict[str, Any], classes: list[str], model_cfg: dict[str, Any], we
         write_rows(metrics_csv, rows)
         if val_rows:
             write_rows(val_csv, val_rows, list(val_rows[0]))
-        if eval_every and not best.exists():
+        if best_state:  # best.pth is the best of this run, whatever a killed run left under that name
             keep_copy(best_kept, best)
         meta = provenance({"train": cfg, "model": model_cfg, "classes": classes, "weights": weights_info})
         meta["device"] = str(device)
@@ -311,8 +314,6 @@ def train(cfg: dict[str, Any], classes: list[str], model_cfg: dict[str, Any], we
 
 def keep_copy(src: Path, dst: Path) -> None:
     """`dst` becomes the same file as `src`: a hard link (no extra disk), or a copy where links fail."""
-    import shutil
-
     with atomic_path(dst) as tmp:
         tmp.unlink()
         try:

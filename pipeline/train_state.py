@@ -11,10 +11,9 @@ the data workers need.
 """
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
 from dataclasses import dataclass
+from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -28,8 +27,11 @@ log = logging.getLogger(__name__)
 
 # The modules a training run executes (data, model, loop, validation): an edit to one of them, then
 # `snakemake -R train`, trains afresh instead of resuming the old code's finished run.
-BEST_KEPT = "best_of_run.pth"  # best.pth's twin under a name that is no rule's output (see train.py)
-TRAIN_CODE = ("data", "distributed", "evaluate", "model", "schedule", "train", "train_state")
+# best.pth's twins under names that are no rule's output (Snakemake deletes a job's outputs before it
+# runs): the best model so far, and the one as of the last checkpoint (what a resume continues from)
+BEST_KEPT = "best_of_run.pth"
+BEST_AT_CHECKPOINT = "best_at_checkpoint.pth"
+TRAIN_CODE = ("coco", "data", "distributed", "evaluate", "model", "schedule", "train", "train_state")
 
 
 def code_version() -> str:
@@ -42,7 +44,7 @@ def run_key(train_cfg: dict[str, Any], model_cfg: dict[str, Any], classes: list[
     """What a run is trained from; a checkpoint is resumed only by a run with an equal key."""
     return {"train": train_cfg, "model": model_cfg, "classes": list(classes), "weights": weights_info,
             "train_data": file_sha256(train_json), "val_data": file_sha256(val_json) if val_json else None,
-            "code": code_version()}
+            "code": code_version(), "packages": {name: metadata.version(name) for name in ("torch", "torchvision")}}
 
 
 def mismatch(saved: dict[str, Any] | None, current: dict[str, Any]) -> list[str]:
@@ -52,38 +54,26 @@ def mismatch(saved: dict[str, Any] | None, current: dict[str, Any]) -> list[str]
     return [k for k in current if saved.get(k) != current[k]]
 
 
-def key_digest(key: dict[str, Any]) -> str:
-    return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()
-
-
-def best_iteration(val_rows: list[dict[str, Any]]) -> int | None:
-    """The iteration whose model best.pth holds: the first with the highest segm AP."""
-    best = None
-    for row in val_rows:
-        if best is None or float(row["segm_AP"]) > float(best["segm_AP"]):
-            best = row
-    return int(best["iteration"]) if best else None
-
-
-def check_resume(out_dir: Path, key: dict[str, Any]) -> tuple[dict[str, Any] | None, list[str] | None]:
-    """(checkpoint, why not) for out_dir/last.pth: (None, None) without one, (ckpt, []) when this run
-    resumes it, (None, reasons) when it belongs to another run or its best model is not this run's."""
+def check_resume(out_dir: Path, key: dict[str, Any]) -> tuple[dict[str, Any] | None, str | None]:
+    """(checkpoint, why not) for out_dir/last.pth: (None, None) without one, (ckpt, "") when this run
+    resumes it, (None, reason) when it belongs to another run or the best model it records is gone."""
     from pipeline.model import load_checkpoint
 
     last = out_dir / "last.pth"
     if not last.exists():
         return None, None
     ckpt = load_checkpoint(last)
-    reasons = mismatch(ckpt.get("run_key"), key)
-    best_it = best_iteration(ckpt.get("val_rows") or [])
-    if not reasons and best_it is not None:
-        # best_of_run.pth must hold this run's model of that iteration: a crash after a better validation
-        # but before the next checkpoint leaves one from beyond the resume point
-        kept = out_dir / f"{BEST_KEPT}.json"
-        kept = json.loads(kept.read_text()) if kept.exists() else {}
-        if (kept.get("key"), kept.get("iteration")) != (key_digest(key), best_it) or not (out_dir / BEST_KEPT).exists():
-            reasons = [f"{BEST_KEPT} (the model of iteration {best_it}, best so far)"]
-    return (ckpt, []) if not reasons else (None, reasons)
+    changed = mismatch(ckpt.get("run_key"), key)
+    if changed:
+        return None, f"belongs to another run ({', '.join(changed)} differ)"
+    best = ckpt.get("best")
+    if best:  # the best model so far, as it was when last.pth was written
+        kept = out_dir / BEST_AT_CHECKPOINT
+        at = torch.load(kept, map_location="cpu", mmap=True, weights_only=True).get("iteration") if kept.exists() else None
+        if at != best["iteration"]:
+            return None, f"records its best model at iteration {best['iteration']}, but {kept.name} holds " + (
+                f"iteration {at}" if at is not None else "nothing")
+    return ckpt, ""
 
 
 @dataclass

@@ -48,6 +48,9 @@ def test_key_follows_what_draws_a_frame_and_nothing_else(tmp_path, monkeypatch):
     (folder / "box.mtl").write_text("newmtl a\nmap_Kd tex/a.png\n")
     (folder / "tex/a.png").write_bytes(b"png")
     (folder / ".hidden").write_text("editor state")
+    (folder / "._box.obj").write_text("macOS resource fork")  # hidden: neither drawn nor keyed
+    from blender.spec import asset_files as drawn_from
+    assert drawn_from(str(folder)) == [str(folder / "box.obj")]
     with_asset = {**cfg, "assets": {"pedestrian": str(folder)}}
     assert frame_key.asset_files(with_asset) == [str(folder / n) for n in ("box.mtl", "box.obj", "tex/a.png")]
     keys = {key_of(shard_inputs(with_asset, 0, 0), 0)}
@@ -78,7 +81,8 @@ def test_plan_keeps_matching_frames_rerenders_stale_ones_and_removes_extra_ones(
     for frame, key in stored.items():
         (out / "rgb" / f"{frame}.png").write_bytes(b"png")
         (out / "ids" / f"{frame}.png").write_bytes(b"png")
-        meta = {"input_key": key, "input_parts": {**parts, "code": "v0"}} if key else {"frame": frame}
+        meta = {"input_key": key, "input_parts": {**parts, "code": "v0"}} if key else {"input_key": None,
+                                                                                    "input_parts": None}
         (out / "meta" / f"{frame}.json").write_text(json.dumps(meta))
     (out / "ids" / "s000_00002.png").unlink()  # half a frame: rendered again
     # the frames the current inputs draw: frame 3 no longer belongs
@@ -157,9 +161,14 @@ def test_a_frame_rerendered_from_its_metadata_is_the_same_image(rendered_shard, 
     assert res.returncode == 0, res.stderr[-3000:]
     for sub in ("rgb", "ids"):  # the frame's own seed key: the same Cycles noise, byte for byte
         assert (out / sub / "s000_00001.png").read_bytes() == (rendered_shard / sub / "s000_00001.png").read_bytes()
-    # into a shard that holds other frames: refused, nothing removed
+    # into a shard that holds other frames, or that the config rendered: refused, nothing touched
     shard = tmp_path / "shard"
     shutil.copytree(rendered_shard, shard)
     res = run_render(tiny_render_cfg(), shard, extra=["--specs", str(specs)])
     assert res.returncode == 1 and "holds frames that are not in --specs (s000_00000)" in res.stderr
-    assert frame_set(shard) == frame_set(rendered_shard)
+    both = tmp_path / "both.json"
+    both.write_text(json.dumps([json.loads(p.read_text()) for p in sorted((rendered_shard / "meta").glob("*.json"))]))
+    res = run_render(tiny_render_cfg(samples=8), shard, extra=["--specs", str(both)])
+    assert res.returncode == 1 and "holds a shard rendered from the config" in res.stderr
+    assert {sub: digests(shard, sub) for sub in ("rgb", "ids", "meta")} == \
+        {sub: digests(rendered_shard, sub) for sub in ("rgb", "ids", "meta")}

@@ -73,19 +73,21 @@ def test_rerun_of_a_finished_training_writes_every_output(shard_coco, rendered_s
     for name, state in models.items():
         ckpt = load_checkpoint(out / name, CLASSES)
         assert ckpt["iteration"] in (1, 2) and all(torch.equal(state[k], ckpt["model"][k]) for k in state), name
-    # a kept best model from another point of the run (a crash after a better validation, before the
-    # next checkpoint) or none at all: the run cannot hand back its best.pth, so it trains again
-    best_it = json.loads((out / "best_of_run.pth.json").read_text())["iteration"]
-    for spoil in ("iteration", "missing"):
-        if spoil == "iteration":
-            kept = json.loads((out / "best_of_run.pth.json").read_text())
-            (out / "best_of_run.pth.json").write_text(json.dumps({**kept, "iteration": 3 - best_it}))
-        else:
-            (out / "best_of_run.pth").unlink()
-        caplog.clear()
-        train(cfg, CLASSES, MODEL_CFG, NONE, ann, rendered_shard, out, val_json=ann)
-        assert f"best_of_run.pth (the model of iteration {best_it}, best so far) differ): training afresh" in caplog.text
-        assert (out / "best.pth").is_file() and [i for i, _ in losses(out)] == [1, 2]
+    # best.pth comes back from the checkpoint's own copy, whatever became of the best-so-far file
+    # (a killed run may have found a better model after its last checkpoint: not this run's)
+    best_it = load_checkpoint(out / "best.pth")["iteration"]
+    (out / "best_of_run.pth").unlink()
+    caplog.clear()
+    train(cfg, CLASSES, MODEL_CFG, NONE, ann, rendered_shard, out, val_json=ann)
+    assert "at iteration 2 of 2" in caplog.text
+    assert all(torch.equal(models["best.pth"][k], v) for k, v in load_checkpoint(out / "best.pth")["model"].items())
+    # without it the run cannot hand back its best.pth: it trains again
+    (out / "best_at_checkpoint.pth").unlink()
+    caplog.clear()
+    train(cfg, CLASSES, MODEL_CFG, NONE, ann, rendered_shard, out, val_json=ann)
+    assert (f"records its best model at iteration {best_it}, but best_at_checkpoint.pth holds nothing: "
+            "training afresh") in caplog.text
+    assert (out / "best.pth").is_file() and [i for i, _ in losses(out)] == [1, 2]
 
 
 class PerfectModel(torch.nn.Module):
