@@ -99,18 +99,17 @@ def frames_on_disk(out: Path) -> set[str]:
             for p in (out / sub).iterdir() if p.suffix == suffix and not p.name.startswith(".")}
 
 
-def plan_frames(out: Path, keys: dict[str, str], parts: dict[str, str], keep_exr: bool = False,
-                remove_others: bool = True) -> tuple[list[str], dict[str, Any]]:
+def plan_frames(out: Path, keys: dict[str, str], parts: dict[str, str],
+                keep_exr: bool = False) -> tuple[list[str], dict[str, Any]]:
     """Which frames to (re)render: those missing, incomplete, or drawn from other inputs (their files
-    are removed now); with `remove_others`, frames that no longer belong to the shard are removed.
+    are removed now); frames that no longer belong to the shard are removed.
     Returns (frames to render, counts: kept, missing, unkeyed, stale, removed and, per part, how many
     stale frames were drawn with another version of it)."""
     counts: dict[str, Any] = {"kept": 0, "missing": 0, "unkeyed": 0, "stale": 0, "removed": 0,
                               "changed": {part: 0 for part in PARTS}}
-    if remove_others:
-        for frame in sorted(frames_on_disk(out) - set(keys)):
-            remove_frame(out, frame)
-            counts["removed"] += 1
+    for frame in sorted(frames_on_disk(out) - set(keys)):
+        remove_frame(out, frame)
+        counts["removed"] += 1
     needed = [("rgb", ".png"), ("ids", ".png")] + ([("exr", ".exr")] if keep_exr else [])
     todo = []
     for frame, key in keys.items():
