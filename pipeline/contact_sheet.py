@@ -39,6 +39,8 @@ def contact_sheet(coco_files: list[Path], image_root: Path, max_images: int = 24
     """Left: render; right: same render with masks; one row per pair of images."""
     tiles = []
     for path in coco_files:
+        if len(tiles) >= max_images:  # the first shards fill the sheet: the rest are never read
+            break
         coco = read_json(path)
         by_img: dict[int, list] = {}
         for a in coco["annotations"]:
