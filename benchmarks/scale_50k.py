@@ -497,7 +497,7 @@ def main(argv: list[str] | None = None) -> int:
         "command": "python benchmarks/scale_50k.py " + " ".join(argv),
         "code": str(code), "git_sha": args.commit or subprocess.run(
             ["git", "rev-parse", "HEAD"], cwd=code, capture_output=True, text=True).stdout.strip() or None,
-        "data": data, "fp_per_image": args.fp_per_image, "dataset_json_mb": sizes, "steps": res, "sha256": hashes,
+        "data": data, "fp_per_image": args.fp_per_image, "eval_images": args.eval_images, "dataset_json_mb": sizes, "steps": res, "sha256": hashes,
     }
     doc = json.loads(args.out.read_text()) if args.out.is_file() else {}
     doc.setdefault("runs", {})[label] = result
@@ -505,7 +505,8 @@ def main(argv: list[str] | None = None) -> int:
     doc["machine"] = {"cpus": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version(),
                       "note": "2 shared cores, every step under nice -n 19 beside other people's jobs"}
     others = {k: v["sha256"] for k, v in doc["runs"].items()
-              if k != label and v["data"] == data and v.get("fp_per_image") == args.fp_per_image}
+              if k != label and v["data"] == data and v.get("fp_per_image") == args.fp_per_image
+              and v.get("eval_images") == args.eval_images}
     for other, their in others.items():
         same = sorted(k for k in hashes if their.get(k) == hashes[k])
         differ = sorted(k for k in hashes if k in their and their[k] != hashes[k])
