@@ -10,8 +10,10 @@
 #   - munge (SLURM's authentication), key created by and for the `munge` user,
 #     munged running as `munge` with its socket in /run/munge.
 #   - /etc/slurm/slurm.conf: one node (this host) with its real CPUs and memory,
-#     one partition `main`, and a fake GPU (`Gres=gpu:1`, gres.conf File=/dev/null)
-#     so the train rule's `gpu: 1` request (sbatch --gpus=1) can be scheduled.
+#     two partitions on it, `main` (the default) and `gpu`, and two fake GPUs
+#     (`Gres=gpu:2`, gres.conf File=/dev/null and /dev/zero: no device behind them)
+#     so GPU requests (sbatch --gpus=N, from the config's `resources` table) can be
+#     scheduled and the tests can see which job went to which partition.
 #     The file must live at /etc/slurm/slurm.conf: the job step plugin drops
 #     SLURM_CONF inside jobs, so a config elsewhere is not seen by srun.
 #   - No accounting daemon (AccountingStorageType=accounting_storage/none):
@@ -78,10 +80,11 @@ JobCompLoc=/var/log/slurm/jobcomp.log
 MinJobAge=3600
 ReturnToService=2
 GresTypes=gpu
-NodeName=${host} CPUs=${cpus} RealMemory=${mem_mb} Gres=gpu:1 State=UNKNOWN
+NodeName=${host} CPUs=${cpus} RealMemory=${mem_mb} Gres=gpu:2 State=UNKNOWN
 PartitionName=main Nodes=${host} Default=YES MaxTime=INFINITE State=UP
+PartitionName=gpu Nodes=${host} MaxTime=INFINITE State=UP
 CONF
-echo "Name=gpu File=/dev/null Count=1" > /etc/slurm/gres.conf
+printf "Name=gpu File=/dev/null\nName=gpu File=/dev/zero\n" > /etc/slurm/gres.conf
 
 # --- daemons --------------------------------------------------------------
 rm -f /var/spool/slurmctld/* 2>/dev/null || true
@@ -99,4 +102,4 @@ if [[ $state != idle* && $state != mixed* ]]; then
   tail -20 /var/log/slurm/slurmctld.log /var/log/slurm/slurmd.log >&2 || true
   exit 1
 fi
-echo "slurm_up.sh: cluster 'hangar' up: node $host, $cpus CPUs, ${mem_mb} MB, gpu:1 (fake), partition main"
+echo "slurm_up.sh: cluster 'hangar' up: node $host, $cpus CPUs, ${mem_mb} MB, gpu:2 (fake), partitions main (default) and gpu"
