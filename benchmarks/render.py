@@ -7,6 +7,8 @@
     python benchmarks/render.py --code /tmp/mannequin --config /tmp/mannequin/configs/default.yaml \
         --frames 10 --out benchmarks/results/render_default_mannequin.json
     python benchmarks/render.py --config configs/default.yaml --frames 10 --out benchmarks/results/render_default_bodies.json
+    python benchmarks/render.py --frames 100 --resolution 160 120 --samples 4 --persistent-data on \
+        --out benchmarks/results/render_rss_100frames_persistent_on.json   # memory growth of the GPU setting, on CPU
 
 Prints a table and writes JSON (and an RSS-curve PNG beside it) for later comparison.
 """
@@ -42,6 +44,8 @@ def main(argv: list[str] | None = None) -> int:
                     help="checkout whose renderer is timed (a worktree of an older commit for before/after)")
     ap.add_argument("--config", type=Path, help="time this config's render section (e.g. configs/default.yaml of "
                     "--code) instead of the options above; --frames and --resolution still apply")
+    ap.add_argument("--persistent-data", choices=["on", "off"],
+                    help="force Cycles' persistent data (the renderer turns it on for GPU renders only)")
     ap.add_argument("--out", type=Path, default=Path("benchmarks/results/render.json"))
     args = ap.parse_args(argv)
     sys.path.insert(0, str(args.code.resolve()))
@@ -60,6 +64,8 @@ def main(argv: list[str] | None = None) -> int:
     bpy = _import_bpy()
     bpy.ops.wm.read_factory_settings(use_empty=True)
     configure_render(bpy, cfg)
+    if args.persistent_data:
+        bpy.context.scene.render.use_persistent_data = args.persistent_data == "on"
     rss, cycles_s = [], []
     t0 = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:
@@ -74,6 +80,7 @@ def main(argv: list[str] | None = None) -> int:
     result = {
         "frames": args.frames, "resolution_px": args.resolution, "samples": cfg["samples"],
         "code": str(args.code.resolve()), "config": str(args.config) if args.config else None,
+        "persistent_data": bpy.context.scene.render.use_persistent_data,
         "wall_s": round(wall, 2), "images_per_minute": round(60 * args.frames / wall, 2),
         "cycles_s": round(sum(cycles_s), 2), "outside_cycles_share": round(1 - sum(cycles_s) / wall, 4),
         "rss_mb_first": round(rss[0], 1), "rss_mb_peak": round(max(rss), 1), "rss_mb_last": round(rss[-1], 1),

@@ -147,7 +147,7 @@ def _forklift(mb: MeshBuilder, spec: ObjectSpec, paint) -> None:
 BUILDERS = {"pedestrian": build_pedestrian, "pallet_jack": build_pallet_jack}
 
 
-def build_environment(spec: SceneSpec) -> None:
+def build_environment(spec: SceneSpec, portals: bool = False) -> None:
     """Floor with worn-concrete noise and markings; walls with window openings; ceiling with
     skylights and roof beams (spec.shell; an empty shell is an open-topped hall); world light."""
     scene = bpy.context.scene
@@ -197,6 +197,41 @@ def build_environment(spec: SceneSpec) -> None:
         for x in range(-12, 13, 6):
             mb.box((x, 0, height - 0.2), (0.25, HALL_M, 0.4), beam)
     mb.to_object(ObjectSpec("floor", "floor", None, 0, (0, 0, 0), 0.0))
+    if shell and portals:
+        add_portals(shell, half, height, sill, top)
+
+
+def add_portals(shell: dict, half: float, height: float, sill: float, top: float) -> None:
+    """Cycles light portals over the skylight and window openings, facing into the hall: the sky is
+    then sampled through the openings rather than over the whole sphere, most of which the roof hides.
+    One portal per skylight row and per wall with windows (spanning its openings: every portal is a
+    light to sample, so fewer and larger ones cost less per sample). Sampling only: a portal emits
+    nothing, so the image converges to the same picture."""
+    openings = []
+    rows: dict[tuple[float, float], list[tuple[float, float]]] = {}
+    for x, y, sx, sy in shell["skylights"]:
+        rows.setdefault((y, sy), []).append((x - sx / 2, x + sx / 2))
+    for (y, sy), spans in rows.items():
+        a, b = min(s[0] for s in spans), max(s[1] for s in spans)
+        openings.append((((a + b) / 2, y, height), (b - a, sy), Vector((0, 0, -1))))
+    walls: dict[str, list[tuple[float, float]]] = {}
+    for side, u, w in shell.get("windows", []):
+        walls.setdefault(side, []).append((u - w / 2, u + w / 2))
+    inward = {"N": Vector((0, -1, 0)), "S": Vector((0, 1, 0)), "E": Vector((-1, 0, 0)), "W": Vector((1, 0, 0))}
+    for side, spans in walls.items():
+        n, (a, b) = inward[side], (min(s[0] for s in spans), max(s[1] for s in spans))
+        u, z = (a + b) / 2, (sill + top) / 2
+        openings.append(((u, half * -n.y, z) if n.y else (half * -n.x, u, z), (b - a, top - sill), n))
+    for i, (centre, (sx, sy), n) in enumerate(openings):
+        data = bpy.data.lights.new(f"portal_{i}", "AREA")
+        data.shape = "RECTANGLE"
+        data.size, data.size_y = sx, sy
+        data.cycles.is_portal = True
+        obj = bpy.data.objects.new(f"portal_{i}", data)
+        obj.location = centre
+        # an area light faces its local -Z; windows keep local Y up, so size_y spans the window band
+        obj.rotation_euler = (0.0, 0.0, 0.0) if n.z else n.to_track_quat("-Z", "Z").to_euler()
+        bpy.context.scene.collection.objects.link(obj)
 
 
 def animate_motion(spec: SceneSpec, fps: int = 10) -> None:
@@ -258,10 +293,10 @@ def build_lights(spec: SceneSpec) -> None:
         bpy.context.scene.collection.objects.link(obj)
 
 
-def build_scene(spec: SceneSpec) -> bpy.types.Object:
-    """Clear the scene and build `spec`; return the camera object."""
+def build_scene(spec: SceneSpec, light_portals: bool = False) -> bpy.types.Object:
+    """Clear the scene and build `spec` (with light portals in its openings if asked); return the camera."""
     clear_scene()
-    build_environment(spec)
+    build_environment(spec, light_portals)
     for obj in spec.objects:
         if obj.params.get("asset"):
             from blender.assets import build_asset

@@ -13,7 +13,8 @@ files render reads, tests to check both.
 
 Settings that only say how much or where to render do not change a frame, so they are left out:
 `shards` and `images_per_shard` (frame i of shard s is the same scene whatever the counts),
-`threads`, and `device` (the configured choice: the device it resolves to is the `device` part).
+`threads`, `kernel_cache_dir`, and `device` (the configured choice: the device it resolves to is the
+`device` part).
 """
 from __future__ import annotations
 
@@ -26,7 +27,7 @@ from typing import Any
 from pipeline.io import file_sha256, files_sha256, read_json
 
 SCENE_CODE = Path(__file__).resolve().parent  # blender/: everything that builds, renders and labels a frame
-NOT_DRAWN = ("shards", "images_per_shard", "threads", "device")
+NOT_DRAWN = ("shards", "images_per_shard", "threads", "device", "kernel_cache_dir")
 PACKAGES = ("bpy", "anny", "torch", "warp-lang", "numpy", "opencv-python-headless")
 PARTS = ("settings", "assets", "code", "packages", "device")
 # (folder, suffix) of a frame's files; meta is written last, so a frame is complete once it exists

@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 import time
 from pathlib import Path
@@ -47,26 +48,59 @@ def _import_bpy():
 GPU_BACKENDS = ("OPTIX", "CUDA", "HIP", "ONEAPI", "METAL")
 
 
-def gpu_backend(bpy) -> str | None:
-    """Enable the first Cycles GPU backend with a device (OptiX, then CUDA, HIP, oneAPI, Metal); None if none."""
+def gpu_devices(bpy) -> tuple[str, list[str]] | None:
+    """Enable the devices of the first Cycles GPU backend that has one (OptiX, then CUDA, HIP, oneAPI,
+    Metal) and only those; (backend, device names), or None if no backend has a device.
+
+    Devices are listed per backend (get_devices_for_type): `prefs.devices` holds the entries of every
+    backend (a CUDA card appears under CUDA and OPTIX), so a check over all of them can say GPU
+    while the chosen backend has none and Cycles falls back to the CPU."""
     prefs = bpy.context.preferences.addons["cycles"].preferences
     for backend in GPU_BACKENDS:
         try:
             prefs.compute_device_type = backend
         except TypeError:  # backend not compiled into this build
             continue
-        prefs.get_devices()
-        gpus = [d for d in prefs.devices if d.type != "CPU"]
-        if gpus:
-            for d in prefs.devices:
-                d.use = d.type != "CPU"
-            return backend
+        mine = [d for d in prefs.get_devices_for_type(backend) if d.type == backend]
+        if not mine:
+            continue
+        ids = {d.id for d in mine}
+        for d in prefs.devices:
+            d.use = d.id in ids and d.type == backend
+        return backend, [d.name for d in mine]
     return None
 
 
-def configure_render(bpy, cfg: dict[str, Any]) -> str:
+def used_devices(bpy) -> list[str]:
+    """Names of the devices Cycles renders on: the enabled devices of the chosen backend, or the CPU."""
+    if bpy.context.scene.cycles.device != "GPU":
+        return ["CPU"]
+    prefs = bpy.context.preferences.addons["cycles"].preferences
+    backend = prefs.compute_device_type
+    return [d.name for d in prefs.devices if d.use and d.type == backend]
+
+
+def set_kernel_cache(folder: str) -> dict[str, str]:
+    """Point the GPU kernel caches at `folder` (CUDA's JIT cache, for cards whose kernels the bpy wheel
+    ships only as PTX, e.g. sm_80/sm_90; OptiX's pipeline cache), unless the environment already sets
+    them; call before Cycles initialises a GPU. Returns the variables set."""
+    if not folder:
+        return {}
+    root = Path(os.path.expandvars(folder)).expanduser()
+    wanted = {"CUDA_CACHE_PATH": str(root / "cuda"), "OPTIX_CACHE_PATH": str(root / "optix"),
+              "CUDA_CACHE_MAXSIZE": str(4 * 2**30)}  # Cycles' kernels are ~20 MB each; 4 GiB is CUDA's maximum
+    chosen = {k: v for k, v in wanted.items() if not os.environ.get(k)}
+    for key, value in chosen.items():
+        if key.endswith("_PATH"):
+            Path(value).mkdir(parents=True, exist_ok=True)
+        os.environ[key] = value
+    return chosen
+
+
+def configure_render(bpy, cfg: dict[str, Any], threads: int = 0) -> str:
     """Cycles settings from the `render` config section, plus the passes the labels need; returns the
-    device Cycles renders on ("CPU" or "GPU (<backend>)")."""
+    device Cycles renders on ("CPU" or "GPU (<backend>)"). `threads` (the job's CPUs) applies when
+    render.threads is 0; with neither, Cycles takes every core it sees."""
     scene = bpy.context.scene
     scene.render.engine = "CYCLES"
     width, height = cfg["resolution_px"]
@@ -75,23 +109,36 @@ def configure_render(bpy, cfg: dict[str, Any]) -> str:
     cycles = scene.cycles
     cycles.samples = cfg["samples"]
     cycles.use_denoising = cfg["denoise"]
+    cycles.denoiser = "OPENIMAGEDENOISE"
+    cycles.denoising_prefilter = cfg.get("denoise_prefilter", "ACCURATE")
+    cycles.denoising_quality = cfg.get("denoise_quality", "HIGH")
+    cycles.adaptive_threshold = cfg.get("adaptive_threshold", 0.01)
+    cycles.sample_clamp_indirect = cfg.get("clamp_indirect", 10.0)
+    cycles.caustics_reflective = cycles.caustics_refractive = cfg.get("caustics", True)
+    cycles.use_light_tree = cfg.get("light_tree", True)
     cycles.max_bounces = cfg["max_bounces"]
     cycles.device = "CPU"
-    if cfg["device"] in ("auto", "GPU"):
-        backend = gpu_backend(bpy)
-        if backend:
-            cycles.device = "GPU"
-        else:
-            log.log(logging.WARNING if cfg["device"] == "GPU" else logging.INFO,
-                    "render.device=%s: no GPU backend found (tried %s): rendering on CPU", cfg["device"],
-                    ", ".join(GPU_BACKENDS))
-    device = f"GPU ({backend})" if cycles.device == "GPU" else "CPU"
-    if cfg["threads"]:
+    found = gpu_devices(bpy) if cfg["device"] in ("auto", "GPU") else None
+    if found:
+        cycles.device = "GPU"
+        log.info("rendering on %s: %s", found[0], ", ".join(found[1]))
+    elif cfg["device"] in ("auto", "GPU"):
+        log.log(logging.WARNING if cfg["device"] == "GPU" else logging.INFO,
+                "render.device=%s: no GPU backend found (tried %s): rendering on CPU", cfg["device"],
+                ", ".join(GPU_BACKENDS))
+    device = f"GPU ({found[0]})" if found else "CPU"
+    # OpenImageDenoise on the render device: on a GPU render a CPU denoiser would cost more than the samples
+    cycles.denoising_use_gpu = bool(found)
+    threads = cfg["threads"] or threads
+    if threads:
         scene.render.threads_mode = "FIXED"
-        scene.render.threads = cfg["threads"]
-    # Persistent data keeps Cycles' scene copy between renders; with the scene rebuilt every frame
-    # it only grows (measured +0.15 MB/frame over 200 frames; off: +0.01 MB/frame, see benchmarks/).
-    scene.render.use_persistent_data = False
+        scene.render.threads = threads
+    else:
+        scene.render.threads_mode = "AUTO"
+    # Persistent data keeps Cycles' device, kernels and (OptiX) pipelines between renders, which a GPU
+    # would otherwise rebuild every frame. On the CPU there is nothing to keep and, with the scene
+    # rebuilt every frame, memory only grows (benchmarks/results/render_rss_*persistent*.json): off there.
+    scene.render.use_persistent_data = bool(found)
     layer = scene.view_layers[0]
     layer.use_pass_object_index = True
     layer.use_pass_cryptomatte_object = True
@@ -189,14 +236,15 @@ def add_sensor_noise(rgb: np.ndarray, sigma: float, seed: int) -> np.ndarray:
 
 
 def render_frame(bpy, spec: SceneSpec, shard_dir: Path, seed_key: list[int], keep_exr: bool = False,
-                 input_key: str | None = None, input_parts: dict[str, str] | None = None) -> dict[str, Any]:
+                 input_key: str | None = None, input_parts: dict[str, str] | None = None,
+                 light_portals: bool = False) -> dict[str, Any]:
     """Build, render and label one frame; returns its metadata (also written to meta/, with the
     frame's input key and the digest of each of its parts: blender.frame_key)."""
     import cv2
 
     from blender.build import build_scene
 
-    cam = build_scene(spec)
+    cam = build_scene(spec, light_portals)
     scene = bpy.context.scene
     scene.cycles.seed = int(np.random.default_rng(seed_key).integers(2**31 - 1))
     frame = spec.frame
@@ -272,7 +320,7 @@ def render_frame(bpy, spec: SceneSpec, shard_dir: Path, seed_key: list[int], kee
 
 def render_shard(render_cfg: dict[str, Any], seed: int, shard: int, out: Path,
                  specs: list[SceneSpec] | None = None, keep_exr: bool = False,
-                 seed_keys: list[list[int] | None] | None = None) -> dict[str, Any]:
+                 seed_keys: list[list[int] | None] | None = None, threads: int = 0) -> dict[str, Any]:
     """Render every frame of `shard` into `out` that is missing or was drawn from other inputs, remove
     frames that no longer belong; write manifest.json at the end.
 
@@ -292,9 +340,12 @@ def render_shard(render_cfg: dict[str, Any], seed: int, shard: int, out: Path,
                                                  f"{', ...' if len(others) > 3 else ''})" if others else
                                                  "a shard rendered from the config") +
                              "; render the specs into an empty folder")
+    set_kernel_cache(render_cfg.get("kernel_cache_dir", ""))  # before Cycles meets a GPU
     bpy = _import_bpy()
     bpy.ops.wm.read_factory_settings(use_empty=True)
-    device = configure_render(bpy, render_cfg)
+    device = configure_render(bpy, render_cfg, threads)
+    log.info("Cycles: %s, %d threads (%s)", device, bpy.context.scene.render.threads,
+             "fixed" if bpy.context.scene.render.threads_mode == "FIXED" else "every core it sees")
     inputs = shard_inputs(render_cfg, seed, shard, device)
     parts = part_digests(inputs)
     keys = {frame: frame_key(inputs, i, None if specs is None else {"scene": specs[i].to_dict(),
@@ -314,7 +365,8 @@ def render_shard(render_cfg: dict[str, Any], seed: int, shard: int, out: Path,
     for frame in tqdm(todo, desc=f"render shard {shard}", unit="img", file=sys.stderr):
         i = index[frame]
         spec = specs[i] if specs is not None else sample_scene(np.random.default_rng(seed_keys[i]), render_cfg, frame)
-        meta = render_frame(bpy, spec, out, seed_keys[i], keep_exr, keys[frame], parts)
+        meta = render_frame(bpy, spec, out, seed_keys[i], keep_exr, keys[frame], parts,
+                            render_cfg.get("light_portals", False))
         timings["render_s"] += meta["_render_s"]
         timings["frames_rendered"] += 1
     timings["wall_s"] = time.perf_counter() - t_start
@@ -323,6 +375,8 @@ def render_shard(render_cfg: dict[str, Any], seed: int, shard: int, out: Path,
                 "render": render_cfg, "provenance": provenance({"render": render_cfg, "seed": seed})}
     manifest["provenance"].pop("platform")
     manifest["provenance"]["render_device"] = device
+    manifest["provenance"]["render_devices"] = used_devices(bpy)
+    manifest["provenance"]["render_threads"] = bpy.context.scene.render.threads
     write_json(out / "manifest.json", manifest)
     if (out / "tmp").exists():
         for f in (out / "tmp").iterdir():
@@ -341,6 +395,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", type=Path, required=True, help="shard folder")
     ap.add_argument("--keep-exr", action="store_true", help="keep the multilayer EXR of every frame in exr/")
     ap.add_argument("--specs", type=Path, help="JSON list of scene specs (or frame metadata) to render instead")
+    ap.add_argument("--threads", type=int, default=0,
+                    help="Cycles threads when render.threads is 0 (the workflow passes the job's threads); "
+                         "0: every core")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     cfg = json.loads(args.render_json)
@@ -350,7 +407,7 @@ def main(argv: list[str] | None = None) -> int:
         specs = [SceneSpec.from_dict(d.get("scene", d)) for d in items]
         seed_keys = [d.get("seed_key") for d in items]  # frame metadata: re-rendered with its own Cycles seed
     try:
-        render_shard(cfg, args.seed, args.shard, args.out, specs, args.keep_exr, seed_keys)
+        render_shard(cfg, args.seed, args.shard, args.out, specs, args.keep_exr, seed_keys, args.threads)
     except ValueError as exc:  # AssetError and bad specs: one clear line, frames done so far are kept
         log.error("%s", exc)
         print(f"error: {exc}", file=sys.stderr)

@@ -50,8 +50,11 @@ def load_frame(shard: Path, frame: str):
 @pytest.fixture(scope="session")
 def rendered_shard(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("render") / "shard_000"
-    res = run_render(tiny_render_cfg(), out)
+    # One Cycles thread, as the workflow passes a job's threads; test_faults re-renders this shard with
+    # every core and compares bytes: the thread count must not change a frame (it is not in the key).
+    res = run_render(tiny_render_cfg(), out, extra=["--threads", "1"])
     assert res.returncode == 0, res.stderr[-3000:]
+    (out.parent / "render.log").write_text(res.stderr)
     return out
 
 

@@ -248,6 +248,10 @@ def test_render_device_auto_falls_back_to_cpu_and_says_so(rendered_shard):
     """No machine here holds bpy and a GPU at once: the GPU path itself is not run by these tests."""
     manifest = json.loads((rendered_shard / "manifest.json").read_text())
     assert manifest["render"]["device"] == "auto" and manifest["provenance"]["render_device"] == "CPU"
+    assert manifest["provenance"]["render_devices"] == ["CPU"]
+    # --threads (the job's threads, from the workflow) reached Cycles as a fixed thread count
+    assert manifest["provenance"]["render_threads"] == 1
+    assert "Cycles: CPU, 1 threads (fixed)" in (rendered_shard.parent / "render.log").read_text()
     code = ("import logging, bpy; logging.basicConfig(level=logging.INFO)\n"
             "from blender.render import configure_render\nfrom tests.conftest import tiny_render_cfg\n"
             "print('device', configure_render(bpy, tiny_render_cfg()))")
@@ -256,3 +260,121 @@ def test_render_device_auto_falls_back_to_cpu_and_says_so(rendered_shard):
     assert "device CPU" in res.stdout
     assert "render.device=auto: no GPU backend found (tried OPTIX, CUDA, HIP, ONEAPI, METAL): rendering on CPU" \
         in res.stderr
+
+
+class FakeDevice:
+    def __init__(self, id, type, name):
+        self.id, self.type, self.name, self.use = id, type, name, True
+
+
+class FakeCyclesPrefs:
+    """The part of Cycles' add-on preferences gpu_devices() uses, as bpy 5.0.1 has it: `devices` holds
+    the entries of every backend (a CUDA card is listed under CUDA and under OPTIX, the CPU too);
+    get_devices_for_type(t) lists the entries of backend t; setting an unbuilt backend raises TypeError."""
+
+    def __init__(self, devices, built=("CUDA", "OPTIX", "HIP", "ONEAPI")):
+        self.devices, self.built, self._type = devices, built, "NONE"
+
+    @property
+    def compute_device_type(self):
+        return self._type
+
+    @compute_device_type.setter
+    def compute_device_type(self, value):
+        if value not in self.built:
+            raise TypeError(f"enum {value!r} not found")
+        self._type = value
+
+    def get_devices_for_type(self, compute_device_type):
+        return [d for d in self.devices if d.type in (compute_device_type, "CPU")]
+
+
+def fake_bpy(prefs):
+    from types import SimpleNamespace
+
+    addons = {"cycles": SimpleNamespace(preferences=prefs)}
+    return SimpleNamespace(context=SimpleNamespace(preferences=SimpleNamespace(addons=addons)))
+
+
+def test_gpu_devices_are_chosen_per_backend_and_only_the_chosen_backends_are_enabled():
+    from blender.render import gpu_devices
+
+    # A CUDA card that OptiX does not list (e.g. a driver without OptiX): OPTIX has no device of its
+    # own, so CUDA is chosen; before, any non-CPU entry in `devices` made OPTIX look usable.
+    devices = [FakeDevice("CUDA_0", "CUDA", "NVIDIA A100"), FakeDevice("CPU", "CPU", "AMD EPYC")]
+    prefs = FakeCyclesPrefs(devices)
+    assert gpu_devices(fake_bpy(prefs)) == ("CUDA", ["NVIDIA A100"])
+    assert prefs.compute_device_type == "CUDA"
+    assert [d.use for d in devices] == [True, False]  # the CPU does not join a GPU render
+    # Listed under both: OptiX first, and its entry only (not the CUDA twin, not the CPU).
+    devices = [FakeDevice("CUDA_0", "CUDA", "NVIDIA H100"), FakeDevice("CUDA_0_OptiX", "OPTIX", "NVIDIA H100"),
+               FakeDevice("CPU", "CPU", "x")]
+    assert gpu_devices(fake_bpy(FakeCyclesPrefs(devices))) == ("OPTIX", ["NVIDIA H100"])
+    assert [d.use for d in devices] == [False, True, False]
+    # Nothing but the CPU (or no GPU backend built at all): None, and the caller renders on the CPU.
+    assert gpu_devices(fake_bpy(FakeCyclesPrefs([FakeDevice("CPU", "CPU", "x")]))) is None
+    assert gpu_devices(fake_bpy(FakeCyclesPrefs(devices, built=()))) is None
+
+
+def test_kernel_cache_dir_sets_the_gpu_caches_unless_the_environment_does(tmp_path, monkeypatch):
+    from blender.render import set_kernel_cache
+
+    for key in ("CUDA_CACHE_PATH", "OPTIX_CACHE_PATH", "CUDA_CACHE_MAXSIZE"):
+        monkeypatch.delenv(key, raising=False)
+    assert set_kernel_cache("") == {}
+    monkeypatch.setenv("OPTIX_CACHE_PATH", "/scratch/optix")  # a site's own setting wins
+    monkeypatch.setenv("NODE_SCRATCH", str(tmp_path))
+    chosen = set_kernel_cache("$NODE_SCRATCH/kernels")
+    assert chosen == {"CUDA_CACHE_PATH": str(tmp_path / "kernels/cuda"), "CUDA_CACHE_MAXSIZE": str(4 * 2**30)}
+    assert (tmp_path / "kernels/cuda").is_dir()
+    import os
+
+    assert os.environ["CUDA_CACHE_PATH"] == str(tmp_path / "kernels/cuda") and os.environ["OPTIX_CACHE_PATH"] == "/scratch/optix"
+
+
+PORTAL_SCRIPT = """
+import json
+import bpy  # noqa: F401
+import numpy as np
+from mathutils import Vector
+from blender.build import build_scene
+from blender.spec import sample_scene
+from tests.conftest import tiny_render_cfg
+cfg = tiny_render_cfg(skylight_prob=1.0, windows_per_wall=[2, 2])
+spec = sample_scene(np.random.default_rng([0, 0, 0]), cfg, "p")
+out = {"skylights": spec.shell["skylights"], "windows": spec.shell["windows"], "height": spec.shell["height_m"]}
+for portals in (False, True):
+    build_scene(spec, portals)
+    lights = [o for o in bpy.data.objects if o.type == "LIGHT" and o.data.cycles.is_portal]
+    out[str(portals)] = [{"loc": list(o.location), "facing": list(o.matrix_world.to_3x3() @ Vector((0, 0, -1))),
+                          "size": [o.data.size, o.data.size_y], "energy": o.data.energy} for o in lights]
+print("PORTALS" + json.dumps(out))
+"""
+
+
+def test_light_portals_fill_the_openings_and_face_into_the_hall():
+    from blender.spec import HALL_M
+
+    res = subprocess.run([sys.executable, "-c", PORTAL_SCRIPT], cwd=REPO, capture_output=True, text=True)
+    assert res.returncode == 0, res.stderr[-2000:]
+    out = json.loads(res.stdout.split("PORTALS")[-1])
+    sky, windows = out["skylights"], out["windows"]
+    assert out["False"] == [] and sky and len(windows) == 8
+    portals = out["True"]
+    # one per skylight row and one per wall with windows
+    assert len(portals) == len({(y, sy) for _, y, _, sy in sky}) + len({w[0] for w in windows})
+    for x, y, sx, sy in sky:  # every skylight lies inside a roof portal
+        assert any(abs(p["loc"][1] - y) < 1e-5 and abs(p["size"][1] - sy) < 1e-5
+                   and abs(p["loc"][0] - x) <= (p["size"][0] - sx) / 2 + 1e-5 for p in portals), (x, y)
+    for p in portals:
+        loc, facing = np.array(p["loc"]), np.array(p["facing"])
+        assert abs(np.linalg.norm(facing) - 1) < 1e-6
+        if abs(facing[2]) < 1e-6:  # a window: in a wall, facing along the wall's inward normal
+            axis = int(np.argmax(np.abs(loc[:2])))
+            assert abs(abs(loc[axis]) - HALL_M / 2) < 1e-5 and 0 < loc[2] < out["height"], p
+            inward = np.zeros(3)
+            inward[axis] = -np.sign(loc[axis])
+        else:  # a skylight: in the roof, facing down
+            assert abs(loc[2] - out["height"]) < 1e-5, p
+            inward = np.array([0.0, 0.0, -1.0])
+        assert facing @ inward > 0.999, p
