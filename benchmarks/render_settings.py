@@ -1,12 +1,21 @@
-"""Cycles settings: render time against image quality, on the same scenes.
+"""Cycles settings: render time against image quality and label agreement, on the same scenes.
 
-    python benchmarks/render_settings.py --frames 4 --resolution 320 240 \
-        --out benchmarks/results/render_settings.json
+    python benchmarks/render_settings.py --frames 4 --out benchmarks/results/render_settings.json
 
-Every variant renders the same scenes (default config, seeds [0, 9, i]); quality is the
-PSNR of its 8-bit RGB against a high-sample reference (`--ref-samples`, denoised), so a
-faster setting can be judged by what it costs in noise, not by eye. Prints a table and
-writes JSON.
+Every variant renders the same scenes (the default config's scene distribution at 640x480 by default,
+seeds [0, 9, i], no motion blur or sensor noise so that only the render settings differ). Frames are
+interleaved (frame 0 of every variant, then frame 1, ...), so a change in the machine's load falls on
+all variants alike. For each variant:
+- s/frame: wall time of the whole frame (build, Cycles, labels, files) and Cycles' share, and the
+  CPU time of the process (all threads) for the frame: on a shared machine wall time follows the
+  other load, CPU time much less, so the speed-up column is the ratio of CPU times;
+- PSNR and SSIM of its 8-bit RGB against a high-sample reference (`--ref-samples`, denoised, the
+  settings of BEFORE), so a faster setting is judged by what it costs in noise, not by eye;
+- mask IoU: each instance's mask against the reference render's, since the labels come from the
+  same render (cryptomatte coverage) and must not degrade.
+Variants are overrides of BEFORE (the defaults before issue #23), so the table keeps its meaning
+when configs/default.yaml changes; "configs/default.yaml" is the current default. Prints a table and
+writes JSON; `--ref-cache` keeps the reference renders for a rerun on the same machine.
 """
 from __future__ import annotations
 
@@ -21,22 +30,47 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
 
 from blender.render import _import_bpy, configure_render, render_frame  # noqa: E402
 from blender.spec import sample_scene  # noqa: E402
-from pipeline.config import validate  # noqa: E402
+from pipeline.config import load_config  # noqa: E402
 
-# name -> (render config overrides, extra Cycles attributes)
+# The render settings of configs/default.yaml before issue #23 (Cycles' own defaults for the knobs
+# the config did not set then).
+BEFORE = {"samples": 16, "denoise": True, "denoise_prefilter": "ACCURATE", "denoise_quality": "HIGH",
+          "adaptive_threshold": 0.01, "clamp_indirect": 10.0, "caustics": True, "light_tree": True, "light_portals": False,
+          "max_bounces": 4}
+REFERENCE = {**BEFORE, "samples": 256}
+COMBO = {"denoise_prefilter": "FAST", "denoise_quality": "BALANCED", "caustics": False}
 VARIANTS = {
-    "32 spp (benchmarks/render.py)": ({}, {}),
-    "32 spp, denoise (configs/default.yaml)": ({"denoise": True}, {}),
-    "16 spp, denoise": ({"samples": 16, "denoise": True}, {}),
-    "8 spp, denoise": ({"samples": 8, "denoise": True}, {}),
-    "16 spp, denoise, 2 bounces": ({"samples": 16, "denoise": True, "max_bounces": 2}, {}),
-    "16 spp, denoise, fast GI, no caustics": ({"samples": 16, "denoise": True},
-                                              {"use_fast_gi": True, "caustics_reflective": False,
-                                               "caustics_refractive": False}),
+    "before #23: 16 spp, denoise": {},
+    "prefilter FAST": {"denoise_prefilter": "FAST"},
+    "prefilter NONE": {"denoise_prefilter": "NONE"},
+    "denoise quality BALANCED": {"denoise_quality": "BALANCED"},
+    "denoise quality FAST": {"denoise_quality": "FAST"},
+    "no caustics": {"caustics": False},
+    "clamp indirect 3": {"clamp_indirect": 3.0},
+    "light portals": {"light_portals": True},
+    "adaptive threshold 0.03": {"adaptive_threshold": 0.03},
+    "FAST prefilter + BALANCED + no caustics": COMBO,
+    "... + light portals": {**COMBO, "light_portals": True},
+    "... + adaptive threshold 0.03": {**COMBO, "adaptive_threshold": 0.03},
+    "... at 12 spp": {**COMBO, "samples": 12},
+    "overhead: 1 spp, no denoise": {"samples": 1, "denoise": False},
+    "16 spp, no denoise": {"denoise": False},
+    "prefilter NONE + light tree off": {"denoise_prefilter": "NONE", "light_tree": False},
+    "prefilter NONE + light tree off, 12 spp": {"denoise_prefilter": "NONE", "light_tree": False, "samples": 12},
+    "prefilter NONE + light tree off, 10 spp": {"denoise_prefilter": "NONE", "light_tree": False, "samples": 10},
+    "prefilter NONE + light tree off + portals, 10 spp": {"denoise_prefilter": "NONE", "light_tree": False,
+                                                          "light_portals": True, "samples": 10},
+    "prefilter NONE + path guiding": {"denoise_prefilter": "NONE", "_cycles": {"use_guiding": True}},
+    "prefilter NONE + albedo only": {"denoise_prefilter": "NONE", "_cycles": {"denoising_input_passes": "RGB_ALBEDO"}},
+    "prefilter NONE + portals": {"denoise_prefilter": "NONE", "light_portals": True},
+    "prefilter NONE + portals, 12 spp": {"denoise_prefilter": "NONE", "light_portals": True, "samples": 12},
+    "prefilter NONE + portals, 10 spp": {"denoise_prefilter": "NONE", "light_portals": True, "samples": 10},
+    "configs/default.yaml": None,  # the current default, whatever it is
 }
 
 
@@ -45,66 +79,125 @@ def psnr(a: np.ndarray, b: np.ndarray) -> float:
     return 99.0 if mse == 0 else min(99.0, 10 * np.log10(255.0 ** 2 / mse))  # 99: identical
 
 
-def render_set(bpy, base: dict, over: dict, extra: dict, frames: int, tmp: Path) -> tuple[list[np.ndarray], float]:
+def ssim(a: np.ndarray, b: np.ndarray) -> float:
+    """Mean SSIM of the luma (Wang et al. 2004: 11x11 Gaussian window, sigma 1.5, K1 0.01, K2 0.03)."""
     import cv2
 
-    cfg = {**base, **over}
+    x, y = (cv2.cvtColor(im, cv2.COLOR_BGR2GRAY).astype(np.float64) for im in (a, b))
+    c1, c2 = (0.01 * 255) ** 2, (0.03 * 255) ** 2
+    blur = lambda im: cv2.GaussianBlur(im, (11, 11), 1.5)  # noqa: E731
+    mx, my = blur(x), blur(y)
+    vx, vy, cxy = blur(x * x) - mx * mx, blur(y * y) - my * my, blur(x * y) - mx * my
+    s = ((2 * mx * my + c1) * (2 * cxy + c2)) / ((mx * mx + my * my + c1) * (vx + vy + c2))
+    return float(s.mean())
+
+
+def mask_ious(ids: np.ndarray, ref_ids: np.ndarray) -> list[float]:
+    """IoU of each instance's mask (ids > 0) with the reference render's mask of the same id."""
+    out = []
+    for k in np.union1d(np.unique(ids), np.unique(ref_ids)):
+        if k == 0:
+            continue
+        a, b = ids == k, ref_ids == k
+        out.append(float((a & b).sum() / (a | b).sum()))
+    return out
+
+
+def cpu_s() -> float:
+    import resource
+
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime + r.ru_stime
+
+
+def render_one(bpy, cfg: dict, i: int, tmp: Path) -> tuple[np.ndarray, np.ndarray, float, float, float]:
+    """(rgb, ids, wall s, Cycles s, CPU s) of scene i under render settings `cfg`."""
+    import cv2
+
     bpy.ops.wm.read_factory_settings(use_empty=True)
     configure_render(bpy, cfg)
-    for key, value in extra.items():
+    for key, value in cfg.get("_cycles", {}).items():  # Cycles settings the config does not expose
         setattr(bpy.context.scene.cycles, key, value)
-    images, cycles_s = [], 0.0
-    for i in range(frames):
-        spec = sample_scene(np.random.default_rng([0, 9, i]), base, f"q{i:03d}")
-        meta = render_frame(bpy, spec, tmp, [0, 9, i])
-        cycles_s += meta["_render_s"]
-        images.append(cv2.imread(str(tmp / meta["file_name"])))
-        for sub in ("rgb", "ids", "meta"):
-            for f in (tmp / sub).glob("*"):
-                f.unlink()
-    return images, cycles_s
+    spec = sample_scene(np.random.default_rng([0, 9, i]), cfg, f"q{i:03d}")
+    t0, c0 = time.perf_counter(), cpu_s()
+    meta = render_frame(bpy, spec, tmp, [0, 9, i], light_portals=cfg["light_portals"])
+    wall, cpu = time.perf_counter() - t0, cpu_s() - c0
+    rgb = cv2.imread(str(tmp / meta["file_name"]))
+    ids = cv2.imread(str(tmp / meta["ids_file"]), cv2.IMREAD_UNCHANGED)
+    for sub in ("rgb", "ids", "meta"):
+        for f in (tmp / sub).glob("*"):
+            f.unlink()
+    return rgb, ids, wall, meta["_render_s"], cpu
 
 
 def main(argv: list[str] | None = None) -> int:
+    import cv2
+    from tqdm import tqdm
+
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--frames", type=int, default=4)
-    ap.add_argument("--resolution", type=int, nargs=2, default=[320, 240])
+    ap.add_argument("--resolution", type=int, nargs=2, default=[640, 480])
     ap.add_argument("--ref-samples", type=int, default=256)
+    ap.add_argument("--variants", nargs="*", help="names of VARIANTS to run (default: all)")
+    ap.add_argument("--ref-cache", type=Path, help="folder keeping the reference renders (reused when present)")
     ap.add_argument("--out", type=Path, default=Path("benchmarks/results/render_settings.json"))
     args = ap.parse_args(argv)
-    from pipeline.config import load_config
-
-    cfg = load_config(Path(__file__).resolve().parent.parent / "configs/default.yaml")["render"]
-    base = {**validate({"name": "b", "seed": 0, "classes": ["pedestrian", "pallet_jack"],
-                        "model": {"weights": "none"}, "render": {}})["render"],
-            **{k: cfg[k] for k in cfg if k not in ("samples", "denoise", "max_bounces")},
-            "resolution_px": args.resolution, "samples": 32, "denoise": False, "max_bounces": 4,
-            "motion_blur_prob": 0.0, "sensor_noise_prob": 0.0}
+    default = load_config(ROOT / "configs/default.yaml")["render"]
+    scene = {**default, "resolution_px": args.resolution, "motion_blur_prob": 0.0, "sensor_noise_prob": 0.0}
+    names = args.variants or list(VARIANTS)
+    configs = {n: scene if VARIANTS[n] is None else {**scene, **BEFORE, **VARIANTS[n]} for n in names}
+    ref_cfg = {**scene, **REFERENCE, "samples": args.ref_samples}
     bpy = _import_bpy()
-    rows = []
+    rows = {n: {"wall": [], "cycles": [], "cpu": [], "psnr": [], "ssim": [], "iou": []} for n in names}
+    ref_s = []
     with tempfile.TemporaryDirectory() as tmp:
-        ref, ref_s = render_set(bpy, base, {"samples": args.ref_samples, "denoise": True}, {}, args.frames, Path(tmp))
-        print(f"reference {args.ref_samples} spp denoised: {ref_s / args.frames:.1f} s/frame", file=sys.stderr)
-        for name, (over, extra) in VARIANTS.items():
-            t0 = time.perf_counter()
-            images, cycles_s = render_set(bpy, base, over, extra, args.frames, Path(tmp))
-            wall = time.perf_counter() - t0
-            quality = [psnr(a, b) for a, b in zip(images, ref)]
-            rows.append({"variant": name, "render_over": over, "cycles_attrs": extra,
-                         "cycles_s_per_frame": round(cycles_s / args.frames, 2),
-                         "wall_s_per_frame": round(wall / args.frames, 2),
-                         "psnr_db_mean": round(float(np.mean(quality)), 2),
-                         "psnr_db_min": round(float(np.min(quality)), 2)})
-            print(f"{name:40s} {rows[-1]['cycles_s_per_frame']:6.2f} s/frame  PSNR {rows[-1]['psnr_db_mean']:5.2f} dB "
-                  f"(min {rows[-1]['psnr_db_min']:5.2f})", file=sys.stderr)
-    result = {"frames": args.frames, "resolution_px": args.resolution, "reference_samples": args.ref_samples,
-              "reference_s_per_frame": round(ref_s / args.frames, 2), "variants": rows,
+        tmp = Path(tmp)
+        for i in tqdm(range(args.frames), desc="scenes", file=sys.stderr):
+            cached = args.ref_cache and args.ref_cache / f"ref_{args.resolution[0]}x{args.resolution[1]}_{args.ref_samples}_{i}"
+            if cached and cached.with_suffix(".rgb.png").exists():
+                ref = cv2.imread(str(cached.with_suffix(".rgb.png")))
+                ref_ids = cv2.imread(str(cached.with_suffix(".ids.png")), cv2.IMREAD_UNCHANGED)
+            else:
+                ref, ref_ids, wall, _, _ = render_one(bpy, ref_cfg, i, tmp)
+                ref_s.append(wall)
+                if cached:
+                    cached.parent.mkdir(parents=True, exist_ok=True)
+                    cv2.imwrite(str(cached.with_suffix(".rgb.png")), ref)
+                    cv2.imwrite(str(cached.with_suffix(".ids.png")), ref_ids)
+            for n in names:
+                rgb, ids, wall, cyc, cpu = render_one(bpy, configs[n], i, tmp)
+                r = rows[n]
+                r["wall"].append(wall), r["cycles"].append(cyc), r["cpu"].append(cpu)
+                r["psnr"].append(psnr(rgb, ref)), r["ssim"].append(ssim(rgb, ref)), r["iou"].extend(mask_ious(ids, ref_ids))
+                print(f"scene {i} {n:42s} {wall:6.2f} s {cpu:6.2f} CPU s  PSNR {r['psnr'][-1]:5.2f} dB", file=sys.stderr)
+    first = names[0]
+    base_cpu = float(np.mean(rows[first]["cpu"]))
+    table = []
+    for n in names:
+        r = rows[n]
+        table.append({"variant": n, "render": {k: configs[n][k] for k in BEFORE},
+                      "cycles_attrs": configs[n].get("_cycles", {}),
+                      "wall_s_per_frame": round(float(np.mean(r["wall"])), 2),
+                      "cycles_s_per_frame": round(float(np.mean(r["cycles"])), 2),
+                      "cpu_s_per_frame": round(float(np.mean(r["cpu"])), 2),
+                      "speedup_cpu": round(base_cpu / float(np.mean(r["cpu"])), 3),
+                      "psnr_db_mean": round(float(np.mean(r["psnr"])), 2), "psnr_db_min": round(float(np.min(r["psnr"])), 2),
+                      "ssim_mean": round(float(np.mean(r["ssim"])), 4),
+                      "mask_iou_mean": round(float(np.mean(r["iou"])), 4) if r["iou"] else None,
+                      "mask_iou_min": round(float(np.min(r["iou"])), 4) if r["iou"] else None,
+                      "psnr_db_per_scene": [round(v, 2) for v in r["psnr"]],
+                      "wall_s_per_scene": [round(v, 2) for v in r["wall"]],
+                      "cpu_s_per_scene": [round(v, 2) for v in r["cpu"]]})
+    result = {"frames": args.frames, "resolution_px": args.resolution, "reference": ref_cfg and {k: ref_cfg[k] for k in BEFORE},
+              "reference_s_per_frame": round(float(np.mean(ref_s)), 2) if ref_s else None,
+              "speedup_is_relative_to": first, "variants": table,
               "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "bpy": bpy.app.version_string}}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=1) + "\n")
-    print(f"{'variant':40s} {'s/frame':>8s} {'PSNR dB':>8s}")
-    for r in rows:
-        print(f"{r['variant']:40s} {r['cycles_s_per_frame']:8.2f} {r['psnr_db_mean']:8.2f}")
+    print(f"{'variant':42s} {'s/frame':>8s} {'CPU s':>7s} {'speed':>6s} {'PSNR dB':>8s} {'SSIM':>7s} {'mask IoU':>8s}")
+    for r in table:
+        print(f"{r['variant']:42s} {r['wall_s_per_frame']:8.2f} {r['cpu_s_per_frame']:7.2f} {r['speedup_cpu']:6.2f} "
+              f"{r['psnr_db_mean']:8.2f} {r['ssim_mean']:7.4f} {r['mask_iou_mean'] or 0:8.4f}")
     return 0
 
 
