@@ -21,14 +21,21 @@ class ConfigError(ValueError):
     """A config value is wrong; the message names the file and key."""
 
 
-def _fill_defaults(schema: dict, node: Any) -> Any:
-    """Insert `default` values from the schema into missing keys (recursively)."""
+def _fill_defaults(schema: dict, node: Any, root: dict | None = None) -> Any:
+    """Insert `default` values from the schema into missing keys (recursively). A record given in
+    part (a $ref to a definition without additional keys, e.g. one kind of `resources`) takes its
+    other keys from its default."""
+    root = root or schema
     if schema.get("type") == "object" and isinstance(node, dict):
         for key, sub in schema.get("properties", {}).items():
             if key not in node and "default" in sub:
                 node[key] = copy.deepcopy(sub["default"])
+            elif isinstance(node.get(key), dict) and isinstance(sub.get("default"), dict) and "$ref" in sub:
+                ref = root["definitions"][sub["$ref"].rsplit("/", 1)[-1]]
+                if ref.get("additionalProperties") is False:
+                    node[key] = {**copy.deepcopy(sub["default"]), **node[key]}
             if key in node:
-                _fill_defaults(sub, node[key])
+                _fill_defaults(sub, node[key], root)
     return node
 
 
@@ -39,7 +46,8 @@ def validate(cfg: dict[str, Any], source: str = "<config>") -> dict[str, Any]:
     schema = yaml.safe_load(SCHEMA_PATH.read_text())
     if not isinstance(cfg, dict):
         raise ConfigError(f"{source}: top level must be a mapping, got {type(cfg).__name__}")
-    for section in ("render", "annotate", "split", "model", "train", "evaluate", "report", "compare", "proof"):
+    for section in ("render", "annotate", "split", "model", "train", "evaluate", "report", "compare", "proof",
+                    "resources"):
         cfg.setdefault(section, {})
     cfg = _fill_defaults(schema, cfg)
     validator = jsonschema.Draft202012Validator(schema)
@@ -106,6 +114,9 @@ def validate(cfg: dict[str, Any], source: str = "<config>") -> dict[str, Any]:
         raise ConfigError(f"{source}: evaluate.real_ann: {real[0]!r} does not exist")
     if real[1] and not Path(real[1]).is_dir():
         raise ConfigError(f"{source}: evaluate.real_image_root: {real[1]!r} is not a folder")
+    for kind, res in cfg["resources"].items():
+        if isinstance(res, dict) and res.get("gpu_model") and not res["gpus"]:
+            raise ConfigError(f"{source}: resources.{kind}.gpu_model: {res['gpu_model']!r} needs gpus > 0, got 0")
     _validate_proof(cfg, source)
     return cfg
 

@@ -64,6 +64,14 @@ def test_defaults_filled_from_schema():
     ({"proof": {"train": {"iterations": 0}}}, ["proof.train over train", "train.iterations"]),
     ({"proof": {"starts": ["full"]}}, ["proof.starts"]),
     ({"proof": {"test_images": 0}}, ["proof.test_images"]),
+    ({"resources": {"train": {"gpus": -1}}}, ["resources.train.gpus", "minimum"]),
+    ({"resources": {"render": {"threads": 0}}}, ["resources.render.threads", "minimum"]),
+    ({"resources": {"evaluate": {"mem_mb": "16G"}}}, ["resources.evaluate.mem_mb", "not of type"]),
+    ({"resources": {"train": {"runtime": 60}}}, ["unknown key", "resources.train.runtime", "runtime_min"]),
+    ({"resources": {"training": {"gpus": 2}}}, ["unknown key", "resources.training", "train"]),
+    ({"resources": {"gpu_partition": "gpu a100"}}, ["resources.gpu_partition", "gpu a100"]),
+    ({"resources": {"evaluate": {"gpus": 0, "gpu_model": "a100"}}}, ["resources.evaluate.gpu_model", "gpus > 0"]),
+    ({"resources": {"train": {"gpu_model": "a'100"}}}, ["resources.train.gpu_model"]),
 ])
 def test_bad_values_name_the_key(over, words):
     with pytest.raises(ConfigError) as err:
@@ -131,3 +139,24 @@ def test_smoke_config_still_scores_best_checkpoint_on_a_nonempty_test_split():
     n = cfg["render"]["shards"] * cfg["render"]["images_per_shard"]
     which = assign([f"im{k}" for k in range(n)], cfg["split"], cfg["seed"])
     assert list(which.values()).count("test") >= 1
+
+
+def test_resources_kinds_given_in_part_keep_their_other_defaults():
+    cfg = validate(base(resources={"train": {"gpus": 4}, "gpu_partition": "gpu"}))
+    res = cfg["resources"]
+    assert res["train"] == {"threads": 8, "mem_mb": 32000, "runtime_min": 240, "gpus": 4}
+    assert res["gpu_partition"] == "gpu" and res["cpu_partition"] == ""
+    assert res["evaluate"]["gpus"] == 1 and res["render"]["gpus"] == 0  # untouched kinds: the schema's
+    # a mapping whose default is not a record is still replaced whole (an empty map means none)
+    assert validate(base(compare={"zero_shot_map": {}}))["compare"]["zero_shot_map"] == {}
+
+
+@pytest.mark.parametrize("overlay", ["cluster", "cluster_test"])
+def test_cluster_overlays_validate_over_the_scenarios(overlay):
+    """configs/cluster.yaml (the user's cluster) and cluster_test.yaml (the test cluster) are given after a
+    scenario config: merged over it, the result validates."""
+    extra = yaml.safe_load((REPO / "configs" / f"{overlay}.yaml").read_text())
+    assert set(extra) == {"resources"}
+    for name in ("smoke", "default"):
+        cfg = load_config(REPO / "configs" / f"{name}.yaml", extra)
+        assert cfg["name"] == name and cfg["resources"]["train"]["gpus"] >= 1

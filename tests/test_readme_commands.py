@@ -146,7 +146,7 @@ def test_readme_and_makefile_commands_are_found():
     assert len(README_LINES) >= 10, README_LINES
     texts = [line for _, line in README_LINES]
     assert any(" -R evaluate" in t for t in texts) and any("--profile profiles/slurm" in t for t in texts)
-    assert any(re.search(r"--slurm-no-account\s+--default-resources", t) for t in texts)  # `\` lines joined
+    assert any(re.search(r"configs/cluster_test.yaml\s+--slurm-no-account", t) for t in texts)  # `\` lines joined
     assert {name.split()[1] for name, _ in MAKE_LINES} >= {"demo", "run", "proof", "lint"}, MAKE_LINES
 
 

@@ -27,6 +27,58 @@ TRAIN_BEST = bool(config["train"]["eval_every"])
 EVAL_CKPT = "best.pth" if config["evaluate"]["checkpoint"] == "best" else "model_final.pth"
 
 
+# Threads and resources of every job come from the config's `resources` table (configs/schema.yaml):
+# each kind of job has its entry there, the numbers live in the config. README: *Running on your cluster*.
+RESOURCES = config["resources"]
+
+
+def resource_kind(kind, render_cfg=None):
+    """The table entry of a job of `kind`; a render job on a GPU (render.device GPU) is render_gpu."""
+    return "render_gpu" if kind == "render" and render_cfg["device"] == "GPU" else kind
+
+
+def partition_of(kind):
+    """The SLURM partition of `kind` (empty: the cluster's default)."""
+    res = RESOURCES[kind]
+    return res.get("partition") or RESOURCES["gpu_partition" if res["gpus"] else "cpu_partition"]
+
+
+def job_threads(kind, render_cfg=None):
+    """Threads of a job of `kind`; a render job's are render.threads when nonzero (Cycles gets them)."""
+    if kind == "render" and render_cfg["threads"]:
+        return render_cfg["threads"]
+    return RESOURCES[resource_kind(kind, render_cfg)]["threads"]
+
+
+def job_resources(kind, render_cfg=None):
+    """resources of a job of `kind` (render and annotate with the shard's render section), named as
+    snakemake-executor-plugin-slurm turns them into sbatch options: mem_mb (--mem), runtime (-t, minutes),
+    cpus_per_task (--cpus-per-task, the rule's threads, stated so that a dry run, which caps threads at its
+    one core, shows it too), gpu (--gpus; locally counted against --resources gpu=N), gpu_model
+    (--gpus=<model>:N), slurm_partition (-p), slurm_extra. A GPU job is one task (tasks_per_gpu=0; the
+    plugin's default is a task per GPU): torchrun starts the processes. annotate takes the partition of its
+    shard's render unless it has its own: profiles/slurm runs both in one group job, which has one partition."""
+    entry = resource_kind(kind, render_cfg)
+    res = RESOURCES[entry]
+    out = {"mem_mb": res["mem_mb"], "runtime": res["runtime_min"], "cpus_per_task": job_threads(kind, render_cfg),
+           "gpu": res["gpus"]}
+    if res["gpus"]:
+        out["tasks_per_gpu"] = 0
+    partition = partition_of(resource_kind("render", render_cfg) if kind == "annotate" and not res.get("partition")
+                             else entry)
+    if partition:
+        out["slurm_partition"] = partition
+    for key in ("gpu_model", "slurm_extra"):
+        if res.get(key):
+            out[key] = res[key]
+    return out
+
+
+# Training with more than one GPU: one model, one torchrun process per GPU of the job (DDP, pipeline/train.py).
+TRAIN_LAUNCH = ("{params.py:q} -m torch.distributed.run --standalone --nproc_per_node {resources.gpu} -m pipeline train"
+                if RESOURCES["train"]["gpus"] > 1 else "{params.py:q} -m pipeline train")
+
+
 def render_inputs(render_cfg):
     """Input function of a render rule: every file of the render.assets folders and the scene code
     (blender/*.py), so adding, swapping or editing one replans render; frames drawn from the old
@@ -94,6 +146,7 @@ def variant_train_json(wildcards):
 PROOF = config["proof"]
 PROOF_OUT = f"{OUT}/proof"
 SITE_B = f"{PROOF_OUT}/site_b"
+SITE_B_RENDER = site_b_render(config)  # the render section of site B
 SITE_B_SHARDS = [f"{k:03d}" for k in range(PROOF["shards"])]
 PROOF_TRAIN = merge(config["train"], PROOF["train"])
 PROOF_RUNS = [(s, n) for s in PROOF["starts"] for n in sorted(PROOF["train_images"])]

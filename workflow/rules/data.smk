@@ -2,7 +2,7 @@
 # (The shell commands are shared with site B of the proof experiment, workflow/rules/proof.smk.)
 RENDER_SHELL = (
     "{params.py:q} -m blender.render --render-json {params.render:q} --seed {params.seed}"
-    " --shard {wildcards.shard} --out {params.shard_dir:q} > {log:q} 2>&1"
+    " --shard {wildcards.shard} --out {params.shard_dir:q} --threads {threads} > {log:q} 2>&1"
 )
 ANNOTATE_SHELL = (
     "{params.py:q} -m pipeline annotate {params.shard_dir:q} --classes {params.classes:q}"
@@ -31,10 +31,9 @@ rule render:
         f"{OUT}/logs/render/shard_{{shard}}.log",
     benchmark:
         f"{OUT}/benchmarks/render/shard_{{shard}}.tsv"
-    threads: 2
+    threads: job_threads("render", config["render"])
     resources:
-        mem_mb=4000,
-        runtime=120,
+        **job_resources("render", config["render"]),
     shell:
         RENDER_SHELL
 
@@ -58,10 +57,9 @@ rule annotate:
         f"{OUT}/logs/annotate/shard_{{shard}}.log",
     benchmark:
         f"{OUT}/benchmarks/annotate/shard_{{shard}}.tsv"
-    threads: 1
+    threads: job_threads("annotate")
     resources:
-        mem_mb=2000,
-        runtime=20,
+        **job_resources("annotate", config["render"]),
     shell:
         ANNOTATE_SHELL
 
@@ -85,10 +83,9 @@ rule split:
         f"{OUT}/logs/split.log",
     benchmark:
         f"{OUT}/benchmarks/split.tsv"
-    threads: 1
+    threads: job_threads("light")
     resources:
-        mem_mb=2000,
-        runtime=10,
+        **job_resources("light"),
     shell:
         SPLIT_SHELL
 
@@ -109,10 +106,9 @@ rule contact_sheet:
         f"{OUT}/logs/contact_sheet.log",
     benchmark:
         f"{OUT}/benchmarks/contact_sheet.tsv"
-    threads: 1
+    threads: job_threads("report")
     resources:
-        mem_mb=2000,
-        runtime=10,
+        **job_resources("report"),
     shell:
         "{params.py:q} -m pipeline contact-sheet {input:q} --image-root {params.root:q}"
         " --max-images {params.max_images} --out {output.png:q} > {log:q} 2>&1"
@@ -134,10 +130,9 @@ rule crop_sheet:
         f"{OUT}/logs/{{cls}}_sheet.log",
     benchmark:
         f"{OUT}/benchmarks/{{cls}}_sheet.tsv"
-    threads: 1
+    threads: job_threads("report")
     resources:
-        mem_mb=2000,
-        runtime=10,
+        **job_resources("report"),
     shell:
         "{params.py:q} -m pipeline contact-sheet {input:q} --image-root {params.root:q} --crops {wildcards.cls}"
         " --max-images {params.crops} --out {output.png:q} > {log:q} 2>&1"

@@ -11,7 +11,7 @@ SUBSET_SHELL = (
     " > {log:q} 2>&1"
 )
 TRAIN_SHELL = (
-    "{params.py:q} -m pipeline train --train-json {input.train:q} --val-json {input.val:q}"
+    f"{TRAIN_LAUNCH} --train-json {{input.train:q}} --val-json {{input.val:q}}"
     " --image-root {params.root:q} --weights-json {input.weights:q} --classes {params.classes:q}"
     " --model-cfg {params.model:q} --train-cfg {params.train:q} --out-dir {params.out_dir:q} > {log:q} 2>&1"
 )
@@ -35,10 +35,9 @@ rule weights:
         f"{OUT}/logs/weights.log",
     benchmark:
         f"{OUT}/benchmarks/weights.tsv"
-    threads: 1
+    threads: job_threads("light")
     resources:
-        mem_mb=2000,
-        runtime=30,
+        **job_resources("light"),
     shell:
         WEIGHTS_SHELL
 
@@ -65,10 +64,9 @@ rule train:
         f"{OUT}/logs/train.log",
     benchmark:
         f"{OUT}/benchmarks/train.tsv"
-    threads: 2
+    threads: job_threads("train")
     resources:
-        mem_mb=8000,
-        runtime=240,
+        **job_resources("train"),
     shell:
         TRAIN_SHELL
 
@@ -87,10 +85,9 @@ rule subset:
         f"{OUT}/logs/subset/n{{images}}.log",
     benchmark:
         f"{OUT}/benchmarks/subset/n{{images}}.tsv"
-    threads: 1
+    threads: job_threads("light")
     resources:
-        mem_mb=1000,
-        runtime=10,
+        **job_resources("light"),
     shell:
         SUBSET_SHELL
 
@@ -116,10 +113,9 @@ rule train_variant:
         f"{OUT}/logs/train_variant/{{variant}}.log",
     benchmark:
         f"{OUT}/benchmarks/train_variant/{{variant}}.tsv"
-    threads: 2
+    threads: job_threads("train")
     resources:
-        mem_mb=8000,
-        runtime=240,
+        **job_resources("train"),
     shell:
         TRAIN_SHELL
 
@@ -145,10 +141,9 @@ rule evaluate:
         f"{OUT}/logs/evaluate.log",
     benchmark:
         f"{OUT}/benchmarks/evaluate.tsv"
-    threads: 2
+    threads: job_threads("evaluate")
     resources:
-        mem_mb=6000,
-        runtime=60,
+        **job_resources("evaluate"),
     shell:
         EVAL_SHELL
 
@@ -174,10 +169,9 @@ rule evaluate_variant:
         f"{OUT}/logs/evaluate_variant/{{variant}}.log",
     benchmark:
         f"{OUT}/benchmarks/evaluate_variant/{{variant}}.tsv"
-    threads: 2
+    threads: job_threads("evaluate")
     resources:
-        mem_mb=6000,
-        runtime=60,
+        **job_resources("evaluate"),
     shell:
         EVAL_SHELL
 
@@ -205,10 +199,9 @@ rule zero_shot:
         f"{OUT}/logs/zero_shot.log",
     benchmark:
         f"{OUT}/benchmarks/zero_shot.tsv"
-    threads: 2
+    threads: job_threads("evaluate")
     resources:
-        mem_mb=6000,
-        runtime=60,
+        **job_resources("evaluate"),
     shell:
         EVAL_SHELL
 
@@ -234,10 +227,9 @@ rule evaluate_real:
         f"{OUT}/logs/evaluate_real.log",
     benchmark:
         f"{OUT}/benchmarks/evaluate_real.tsv"
-    threads: 2
+    threads: job_threads("evaluate")
     resources:
-        mem_mb=6000,
-        runtime=60,
+        **job_resources("evaluate"),
     shell:
         EVAL_SHELL
 
@@ -282,10 +274,9 @@ rule report:
         f"{OUT}/logs/report.log",
     benchmark:
         f"{OUT}/benchmarks/report.tsv"
-    threads: 1
+    threads: job_threads("report")
     resources:
-        mem_mb=2000,
-        runtime=20,
+        **job_resources("report"),
     shell:
         "{params.py:q} -m pipeline report --metrics {input.metrics:q} --predictions {input.predictions:q}"
         " --metrics-csv {input.curve:q} --ann {input.ann:q} --train-json {input.train:q} --image-root {params.root:q}"

@@ -8,12 +8,12 @@
 rule proof_render:
     """Render one shard of site B (its own render section and seed)."""
     input:
-        unpack(render_inputs(site_b_render(config))),
+        unpack(render_inputs(SITE_B_RENDER)),
     output:
         manifest=f"{SITE_B}/render/shard_{{shard}}/manifest.json",
     params:
         py=PY,
-        render=json.dumps(site_b_render(config), sort_keys=True),
+        render=json.dumps(SITE_B_RENDER, sort_keys=True),
         seed=PROOF["seed"],
         shard_dir=lambda wc: f"{SITE_B}/render/shard_{wc.shard}",
     conda:
@@ -22,10 +22,9 @@ rule proof_render:
         f"{OUT}/logs/proof/render/shard_{{shard}}.log",
     benchmark:
         f"{OUT}/benchmarks/proof/render/shard_{{shard}}.tsv"
-    threads: 2
+    threads: job_threads("render", SITE_B_RENDER)
     resources:
-        mem_mb=4000,
-        runtime=120,
+        **job_resources("render", SITE_B_RENDER),
     shell:
         RENDER_SHELL
 
@@ -49,10 +48,9 @@ rule proof_annotate:
         f"{OUT}/logs/proof/annotate/shard_{{shard}}.log",
     benchmark:
         f"{OUT}/benchmarks/proof/annotate/shard_{{shard}}.tsv"
-    threads: 1
+    threads: job_threads("annotate")
     resources:
-        mem_mb=2000,
-        runtime=20,
+        **job_resources("annotate", SITE_B_RENDER),
     shell:
         ANNOTATE_SHELL
 
@@ -76,10 +74,9 @@ rule proof_split:
         f"{OUT}/logs/proof/split.log",
     benchmark:
         f"{OUT}/benchmarks/proof/split.tsv"
-    threads: 1
+    threads: job_threads("light")
     resources:
-        mem_mb=2000,
-        runtime=10,
+        **job_resources("light"),
     shell:
         SPLIT_SHELL
 
@@ -96,10 +93,9 @@ rule proof_subset:
         ENV
     log:
         f"{OUT}/logs/proof/subset/n{{images}}.log",
-    threads: 1
+    threads: job_threads("light")
     resources:
-        mem_mb=1000,
-        runtime=10,
+        **job_resources("light"),
     shell:
         SUBSET_SHELL
 
@@ -118,10 +114,9 @@ rule proof_weights:
         ENV
     log:
         f"{OUT}/logs/proof/weights_{{source}}.log",
-    threads: 1
+    threads: job_threads("light")
     resources:
-        mem_mb=2000,
-        runtime=10,
+        **job_resources("light"),
     shell:
         WEIGHTS_SHELL
 
@@ -148,10 +143,9 @@ rule proof_train:
         f"{OUT}/logs/proof/train/{{start}}_n{{images}}.log",
     benchmark:
         f"{OUT}/benchmarks/proof/train/{{start}}_n{{images}}.tsv"
-    threads: 2
+    threads: job_threads("train")
     resources:
-        mem_mb=8000,
-        runtime=240,
+        **job_resources("train"),
     shell:
         TRAIN_SHELL
 
@@ -177,10 +171,9 @@ rule proof_evaluate:
         f"{OUT}/logs/proof/evaluate/{{start}}_n{{images}}.log",
     benchmark:
         f"{OUT}/benchmarks/proof/evaluate/{{start}}_n{{images}}.tsv"
-    threads: 2
+    threads: job_threads("evaluate")
     resources:
-        mem_mb=6000,
-        runtime=60,
+        **job_resources("evaluate"),
     shell:
         EVAL_SHELL
 
@@ -206,10 +199,9 @@ rule proof_no_adaptation:
         f"{OUT}/logs/proof/no_adaptation.log",
     benchmark:
         f"{OUT}/benchmarks/proof/no_adaptation.tsv"
-    threads: 2
+    threads: job_threads("evaluate")
     resources:
-        mem_mb=6000,
-        runtime=60,
+        **job_resources("evaluate"),
     shell:
         EVAL_SHELL
 
@@ -236,10 +228,9 @@ rule proof_report:
         ENV
     log:
         f"{OUT}/logs/proof/report.log",
-    threads: 1
+    threads: job_threads("report")
     resources:
-        mem_mb=2000,
-        runtime=10,
+        **job_resources("report"),
     shell:
         "{params.py:q} -m pipeline proof-report {params.runs} --zero-shot {input.zero:q} --site-a {input.site_a:q}"
         " --info {params.info:q} --out-dir {params.out_dir:q} > {log:q} 2>&1"
