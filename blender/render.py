@@ -110,12 +110,12 @@ def configure_render(bpy, cfg: dict[str, Any], threads: int = 0) -> str:
     cycles.samples = cfg["samples"]
     cycles.use_denoising = cfg["denoise"]
     cycles.denoiser = "OPENIMAGEDENOISE"
-    cycles.denoising_prefilter = cfg.get("denoise_prefilter", "ACCURATE")
-    cycles.denoising_quality = cfg.get("denoise_quality", "HIGH")
-    cycles.adaptive_threshold = cfg.get("adaptive_threshold", 0.01)
-    cycles.sample_clamp_indirect = cfg.get("clamp_indirect", 10.0)
-    cycles.caustics_reflective = cycles.caustics_refractive = cfg.get("caustics", True)
-    cycles.use_light_tree = cfg.get("light_tree", True)
+    cycles.denoising_prefilter = cfg["denoise_prefilter"]
+    cycles.denoising_quality = cfg["denoise_quality"]
+    cycles.adaptive_threshold = cfg["adaptive_threshold"]
+    cycles.sample_clamp_indirect = cfg["clamp_indirect"]
+    cycles.caustics_reflective = cycles.caustics_refractive = cfg["caustics"]
+    cycles.use_light_tree = cfg["light_tree"]
     cycles.max_bounces = cfg["max_bounces"]
     cycles.device = "CPU"
     found = gpu_devices(bpy) if cfg["device"] in ("auto", "GPU") else None
@@ -340,7 +340,7 @@ def render_shard(render_cfg: dict[str, Any], seed: int, shard: int, out: Path,
                                                  f"{', ...' if len(others) > 3 else ''})" if others else
                                                  "a shard rendered from the config") +
                              "; render the specs into an empty folder")
-    set_kernel_cache(render_cfg.get("kernel_cache_dir", ""))  # before Cycles meets a GPU
+    set_kernel_cache(render_cfg["kernel_cache_dir"])  # before Cycles meets a GPU
     bpy = _import_bpy()
     bpy.ops.wm.read_factory_settings(use_empty=True)
     device = configure_render(bpy, render_cfg, threads)
@@ -366,7 +366,7 @@ def render_shard(render_cfg: dict[str, Any], seed: int, shard: int, out: Path,
         i = index[frame]
         spec = specs[i] if specs is not None else sample_scene(np.random.default_rng(seed_keys[i]), render_cfg, frame)
         meta = render_frame(bpy, spec, out, seed_keys[i], keep_exr, keys[frame], parts,
-                            render_cfg.get("light_portals", False))
+                            render_cfg["light_portals"])
         timings["render_s"] += meta["_render_s"]
         timings["frames_rendered"] += 1
     timings["wall_s"] = time.perf_counter() - t_start
