@@ -5,7 +5,7 @@ import argparse
 import copy
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import yaml
 
@@ -119,6 +119,53 @@ def validate(cfg: dict[str, Any], source: str = "<config>") -> dict[str, Any]:
             raise ConfigError(f"{source}: resources.{kind}.gpu_model: {res['gpu_model']!r} needs gpus > 0, got 0")
     _validate_proof(cfg, source)
     return cfg
+
+
+def section_defaults(section: str, partial: dict[str, Any] | str | None = None,
+                     argument: str | None = None) -> dict[str, Any]:
+    """One config section (e.g. `evaluate`) given in part -> complete, from the schema's defaults, and checked.
+
+    `partial` may be the JSON text of a CLI argument; errors name `argument` (e.g. --eval-cfg) and the key."""
+    import json
+
+    import jsonschema
+
+    where = f"{argument}: " if argument else ""
+    if isinstance(partial, str):
+        try:
+            partial = json.loads(partial)
+        except json.JSONDecodeError as exc:
+            raise ConfigError(f"{where}not valid JSON ({exc}); give the `{section}` section as a JSON object, "
+                              "e.g. '{}' for all defaults") from None
+    partial = {} if partial is None else partial
+    if not isinstance(partial, dict):
+        raise ConfigError(f"{where}the `{section}` section must be a JSON object, got {type(partial).__name__}")
+    schema = yaml.safe_load(SCHEMA_PATH.read_text())
+    sub = schema["properties"][section]
+    allowed = sorted(sub.get("properties", {}))
+    unknown = sorted(set(partial) - set(allowed))
+    if unknown:
+        raise ConfigError(f"{where}unknown key {section}.{unknown[0]} (allowed: {', '.join(allowed)})")
+    cfg = _fill_defaults(sub, copy.deepcopy(partial), schema)
+    errors = sorted(jsonschema.Draft202012Validator({**sub, "definitions": schema["definitions"]}).iter_errors(cfg),
+                    key=lambda e: list(e.absolute_path))
+    if errors:
+        key = ".".join([section, *(str(p) for p in errors[0].absolute_path)])
+        raise ConfigError(f"{where}{key}: {errors[0].message}")
+    return cfg
+
+
+def section_arg(section: str) -> Callable[[str], dict[str, Any]]:
+    """argparse `type=` of a config-section JSON argument (--eval-cfg ...): keys left out take the schema's
+    defaults; an unknown key or bad value stops argparse with the argument and key named."""
+    def parse(text: str) -> dict[str, Any]:
+        try:
+            return section_defaults(section, text)
+        except ConfigError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+
+    parse.__name__ = f"`{section}` section JSON"
+    return parse
 
 
 def site_b_render(cfg: dict[str, Any]) -> dict[str, Any]:

@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 
 from pipeline.coco import decode_segmentation
-from pipeline.contact_sheet import class_color
+from pipeline.config import section_arg
 from pipeline.io import atomic_path, provenance, read_json, write_json
 from pipeline import plots
 
@@ -25,6 +25,7 @@ def _fmt(value: float | None) -> str:
 def draw_predictions(image_path: Path, preds: list[dict[str, Any]], gt: list[dict[str, Any]],
                      names: dict[int, str], threshold: float) -> str:
     """Ground truth (left) and predictions above `threshold` (right), masks and boxes, as base64 PNG."""
+    table = plots.class_colors(names)
     import torch
     from PIL import Image
     from torchvision.utils import draw_bounding_boxes, draw_segmentation_masks
@@ -37,7 +38,7 @@ def draw_predictions(image_path: Path, preds: list[dict[str, Any]], gt: list[dic
             return out
         masks = torch.from_numpy(np.stack([decode_segmentation(a["segmentation"], *img.shape[1:])
                                            for a in anns])).bool()
-        colors = [class_color(a["category_id"]) for a in anns]
+        colors = [table[names[a["category_id"]]] for a in anns]
         out = draw_segmentation_masks(out, masks, alpha=0.45, colors=colors)
         boxes = torch.tensor([[x, y, x + w, y + h] for x, y, w, h in (a["bbox"] for a in anns)], dtype=torch.float)
         labels = [names[a["category_id"]] + (f" {a['score']:.2f}" if with_score else "") for a in anns]
@@ -140,6 +141,7 @@ def build_report(metrics: dict[str, Any], metrics_csv: Path, gt: dict[str, Any],
     names = {c["id"]: c["name"] for c in gt["categories"]}
     classes = [names[k] for k in sorted(names)]
     summary = summary or summarise(metrics, {}, -1, "?")
+    colors = plots.class_colors(names)  # every figure, legend and overlay draws a class in this colour
     rows = []
     for iou_type in ("bbox", "segm"):
         m = metrics[iou_type]
@@ -153,13 +155,13 @@ def build_report(metrics: dict[str, Any], metrics_csv: Path, gt: dict[str, Any],
         sections.append(f"<h2>Comparison (same evaluation images)</h2>{comparison_table(summary, classes)}")
     if summary["data_efficiency"]:
         sections.append("<h2>Data efficiency</h2><img src='data:image/png;base64,"
-                        f"{plots.efficiency_plot(summary['data_efficiency'], zero_shot_reference(summary))}'>")
+                        f"{plots.efficiency_plot(summary['data_efficiency'], zero_shot_reference(summary), colors)}'>")
     figs = []
     if "pr" in metrics["segm"]:
-        figs.append(plots.pr_plot(metrics["segm"]["pr"], "mask precision-recall"))
-        figs.append(plots.pr_plot(metrics["bbox"]["pr"], "box precision-recall"))
+        figs.append(plots.pr_plot(metrics["segm"]["pr"], "mask precision-recall", colors))
+        figs.append(plots.pr_plot(metrics["bbox"]["pr"], "box precision-recall", colors))
     if "confusion" in metrics:
-        figs.append(plots.confusion_plot(metrics["confusion"]))
+        figs.append(plots.confusion_plot(metrics["confusion"], colors))
     if figs:
         sections.append("<h2>Where it goes wrong</h2><p>Precision-recall per class (solid IoU 0.50, dashed 0.75); "
                         "confusion matrix: rows are the true class (background = false positive), columns the "
@@ -199,15 +201,14 @@ def build_report(metrics: dict[str, Any], metrics_csv: Path, gt: dict[str, Any],
         b64 = base64.b64encode(Path(contact_sheet).read_bytes()).decode()
         sheet_html = (f"<h2>Dataset contact sheet</h2><p>Renders (left) and exact ground-truth masks (right).</p>"
                       f"<img src='data:image/png;base64,{b64}'>")
-    for path, title, text in ((people_sheet, "People sheet", "Pedestrians across scenes: mask outline, COCO "
-                               "keypoints (green visible, red hidden)."),
-                              (jack_sheet, "Jack sheet", "Pallet jacks across variants, loads and lighting: mask "
-                               "outline (a load on the forks is not part of the jack).")):
+    for path, heading, text in ((people_sheet, "People sheet", "Pedestrians across scenes: mask outline, COCO "
+                                 "keypoints (green visible, red hidden)."),
+                                (jack_sheet, "Jack sheet", "Pallet jacks across variants, loads and lighting: mask "
+                                 "outline (a load on the forks is not part of the jack).")):
         if path is not None:
             b64 = base64.b64encode(Path(path).read_bytes()).decode()
-            sheet_html += f"<h2>{title}</h2><p>{text}</p><img src='data:image/png;base64,{b64}'>"
-    legend = " ".join(f"<span style='color:rgb{class_color(i)}'>■ {html.escape(n)}</span>"
-                      for i, n in names.items())
+            sheet_html += f"<h2>{heading}</h2><p>{text}</p><img src='data:image/png;base64,{b64}'>"
+    legend = " ".join(f"<span style='color:rgb{colors[n]}'>■ {html.escape(n)}</span>" for n in names.values())
     return f"""<!doctype html><html><head><meta charset="utf-8"><title>{html.escape(title)}</title>
 <style>body{{font-family:sans-serif;max-width:1100px;margin:2em auto;color:#222}}
 table{{border-collapse:collapse;margin:1em 0}}td,th{{border:1px solid #ccc;padding:4px 10px;text-align:right}}
@@ -241,8 +242,35 @@ def markdown_summary(title: str, metrics: dict[str, Any], summary: dict[str, Any
     return "\n".join(lines)
 
 
+def run_provenance(report_cfg: dict[str, Any], train_prov: Path | None = None, manifests: list[Path] = (),
+                   run_cfg: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Every config section the run used and each stage's code version, from the provenance the earlier
+    stages wrote beside their outputs (train/provenance.json, the render manifests) and `run_cfg` (the
+    sections no earlier stage records: annotate, split, evaluate)."""
+    prov = provenance({"report": report_cfg})
+    config = {**(run_cfg or {}), "report": report_cfg}
+    code = {"report": prov["git_sha"]}
+    stages: dict[str, Any] = {}
+    if train_prov is not None and Path(train_prov).is_file():
+        tp = read_json(train_prov)
+        config.update(tp.get("config") or {})  # what training used: train, model, classes, weights
+        code["train"] = tp.get("git_sha")
+        stages["train"] = {k: tp[k] for k in ("device", "device_name", "processes", "packages", "python") if k in tp}
+    render = [read_json(m).get("provenance") or {} for m in manifests]
+    if render:
+        config.update(render[0].get("config") or {})  # render, seed
+        code["render"] = sorted({str(r.get("git_sha")) for r in render})
+        stages["render"] = sorted({r.get("render_device") for r in render if r.get("render_device")})
+        differ = [str(m) for m, r in zip(manifests, render) if r.get("config") != render[0].get("config")]
+        if differ:  # shards rendered under other settings than the first: show it, never hide it
+            stages["render_config_differs"] = differ
+    prov.update(config=config, code_version=code, stages=stages)
+    return prov
+
+
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m pipeline report", description=__doc__)
+    ap = argparse.ArgumentParser(prog="python -m pipeline report", description=__doc__,
+                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     ap.add_argument("--metrics", type=Path, required=True)
     ap.add_argument("--predictions", type=Path, required=True)
     ap.add_argument("--metrics-csv", type=Path, required=True, help="train/metrics.csv (val_metrics.csv beside it is used if present)")
@@ -254,13 +282,21 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--jack-sheet", type=Path, help="PNG of pallet jack crops to embed")
     ap.add_argument("--compare", nargs="*", default=[], metavar="NAME=METRICS_JSON",
                     help="other models' metrics: mode_<transfer>, n<images>, zero_shot, real")
-    ap.add_argument("--report-cfg", required=True, help="`report` config section as JSON")
+    ap.add_argument("--report-cfg", type=section_arg("report"), default="{}",
+                    help="`report` config section as JSON; keys left out take configs/schema.yaml's defaults")
+    ap.add_argument("--run-cfg", default="{}", help="JSON {section: config} of the sections the run used that no "
+                    "earlier stage records beside its output (annotate, split, evaluate), for the provenance")
+    ap.add_argument("--manifests", type=Path, nargs="*", default=[],
+                    help="render manifest.json files: their provenance (render config, seed, git SHA) is shown")
     ap.add_argument("--title", default="hangar-synth evaluation")
     ap.add_argument("--out", type=Path, required=True)
     ap.add_argument("--summary", type=Path, help="Markdown summary to write")
     ap.add_argument("--metrics-out", type=Path, help="combined metrics JSON to write")
     args = ap.parse_args(argv)
-    cfg = json.loads(args.report_cfg)
+    cfg = args.report_cfg
+    run_cfg = json.loads(args.run_cfg)
+    if not isinstance(run_cfg, dict):
+        raise SystemExit(f"--run-cfg: expected a JSON object {{section: config}}, got {args.run_cfg!r}")
     compare = {}
     for item in args.compare:
         name, sep, path = item.partition("=")
@@ -268,10 +304,10 @@ def main(argv: list[str] | None = None) -> int:
             raise SystemExit(f"--compare {item!r}: expected NAME=path/to/metrics.json")
         compare[name] = read_json(Path(path))
     metrics, gt = read_json(args.metrics), read_json(args.ann)
-    prov = provenance({"report": cfg})
     train_images = len(read_json(args.train_json)["images"]) if args.train_json else -1
     transfer = "fine_tune"
     train_prov = args.metrics_csv.parent / "provenance.json"
+    prov = run_provenance(cfg, train_prov, args.manifests, run_cfg)
     if train_prov.is_file():
         tp = read_json(train_prov).get("config", {})
         transfer = tp.get("model", {}).get("transfer", transfer).replace("_", " ")
@@ -285,7 +321,7 @@ def main(argv: list[str] | None = None) -> int:
                         args.jack_sheet)
     if args.metrics_out:
         write_json(args.metrics_out, {"main": {k: metrics[k] for k in ("bbox", "segm", "num_images")},
-                                      "confusion": metrics.get("confusion"), **summary})
+                                      "confusion": metrics.get("confusion"), **summary, "provenance": prov})
     if args.summary:
         with atomic_path(args.summary) as tmp:
             tmp.write_text(markdown_summary(args.title, metrics, summary, classes))

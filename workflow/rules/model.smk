@@ -258,6 +258,7 @@ rule report:
         people=f"{OUT}/report/pedestrian_sheet.png",
         jacks=f"{OUT}/report/pallet_jack_sheet.png",
         compare=list(COMPARE_METRICS.values()),
+        manifests=expand(rules.render.output.manifest, shard=SHARDS),  # their provenance: render config, seed
     output:
         html=report(f"{OUT}/report/index.html", category="Evaluation"),
         summary=report(f"{OUT}/report/summary.md", category="Evaluation"),
@@ -265,6 +266,9 @@ rule report:
     params:
         py=PY,
         report=cfg_json("report"),
+        # for the provenance: the sections no earlier stage records beside its output (train/provenance.json
+        # holds train/model/classes/weights, the manifests render/seed); each already reruns the report
+        run=json.dumps({k: config[k] for k in ("annotate", "split", "evaluate")}, sort_keys=True),
         root=root_of("ann"),
         title=f"hangar-synth: {NAME} ({EVAL_SPLIT} split)",
         compare=" ".join(shlex.quote(f"{name}={path}") for name, path in COMPARE_METRICS.items()),
@@ -281,5 +285,6 @@ rule report:
         "{params.py:q} -m pipeline report --metrics {input.metrics:q} --predictions {input.predictions:q}"
         " --metrics-csv {input.curve:q} --ann {input.ann:q} --train-json {input.train:q} --image-root {params.root:q}"
         " --contact-sheet {input.sheet:q} --people-sheet {input.people:q} --jack-sheet {input.jacks:q} --report-cfg {params.report:q} --title {params.title:q}"
+        " --run-cfg {params.run:q} --manifests {input.manifests:q}"
         " --compare {params.compare} --out {output.html:q} --summary {output.summary:q}"
         " --metrics-out {output.metrics:q} > {log:q} 2>&1"
