@@ -145,11 +145,18 @@ def annotate_shard(shard_dir: Path, classes: list[str], min_visible_pixels: int,
 def main(argv: list[str] | None = None) -> int:
     import json
 
-    ap = argparse.ArgumentParser(prog="python -m pipeline annotate", description="Rendered shard -> COCO JSON.")
+    from pipeline.config import PROCEDURAL_CLASSES, section_defaults
+
+    defaults = section_defaults("annotate")  # configs/schema.yaml's `annotate` section
+    ap = argparse.ArgumentParser(prog="python -m pipeline annotate", description="Rendered shard -> COCO JSON.",
+                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     ap.add_argument("shard_dir", type=Path)
-    ap.add_argument("--classes", required=True, help="JSON list of class names")
-    ap.add_argument("--min-visible-pixels", type=int, default=30)
-    ap.add_argument("--min-visibility", type=float, default=0.0, help="drop instances less visible than this")
+    ap.add_argument("--classes", default=json.dumps(list(PROCEDURAL_CLASSES)),
+                    help="JSON list of class names (COCO ids 1..N in this order)")
+    ap.add_argument("--min-visible-pixels", type=int, default=defaults["min_visible_pixels"],
+                    help="drop instances with fewer visible pixels")
+    ap.add_argument("--min-visibility", type=float, default=defaults["min_visibility"],
+                    help="drop instances less visible than this")
     ap.add_argument("--image-prefix", default="", help="prefix for file_name (path of the shard below the data root)")
     ap.add_argument("--out", type=Path, required=True)
     args = ap.parse_args(argv)

@@ -132,13 +132,18 @@ def crop_sheet(coco_files: list[Path], image_root: Path, category: str, count: i
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m pipeline contact-sheet", description=__doc__)
+    from pipeline.config import section_defaults
+
+    ap = argparse.ArgumentParser(prog="python -m pipeline contact-sheet", description=__doc__, formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     ap.add_argument("coco", nargs="+", type=Path)
     ap.add_argument("--image-root", type=Path, required=True)
-    ap.add_argument("--max-images", type=int, default=24)
+    ap.add_argument("--max-images", type=int, help="images (crops with --crops) on the sheet; default: "
+                    "report.contact_sheet_images (report.crop_sheet_crops with --crops) of configs/schema.yaml")
     ap.add_argument("--crops", metavar="CATEGORY", help="a sheet of crops of this class instead (people, jack sheet)")
     ap.add_argument("--out", type=Path, required=True)
     args = ap.parse_args(argv)
+    if args.max_images is None:
+        args.max_images = section_defaults("report")["crop_sheet_crops" if args.crops else "contact_sheet_images"]
     if args.crops:
         sheet = crop_sheet(args.coco, args.image_root, args.crops, args.max_images)
     else:

@@ -124,18 +124,23 @@ def to_results(pred: dict[str, Any], score_threshold: float, mask_threshold: flo
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m pipeline evaluate", description=__doc__)
+    from pipeline.config import section_arg, section_defaults
+
+    ap = argparse.ArgumentParser(prog="python -m pipeline evaluate", description=__doc__, formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     src = ap.add_mutually_exclusive_group(required=True)
     src.add_argument("--checkpoint", type=Path, help="fine-tuned checkpoint (model_final.pth or best.pth)")
     src.add_argument("--general-weights", type=Path, metavar="WEIGHTS_JSON",
                      help="zero-shot: the general COCO model of weights.json, labels mapped by --zero-shot-map")
-    ap.add_argument("--zero-shot-map", default='{"pedestrian": "person"}', help="JSON {our class: COCO class}")
+    ap.add_argument("--zero-shot-map", default=json.dumps(section_defaults("compare")["zero_shot_map"]),
+                    help="JSON {our class: COCO class}")
     ap.add_argument("--input-size", type=int, nargs=2, metavar=("MIN", "MAX"),
                     help="model input size (shorter side, longer-side cap); default: model.min_size_px/max_size_px")
     ap.add_argument("--ann", type=Path, required=True, help="COCO JSON of the split to evaluate (polygons or RLE)")
     ap.add_argument("--image-root", type=Path, required=True)
-    ap.add_argument("--eval-cfg", required=True, help="`evaluate` config section as JSON")
-    ap.add_argument("--model-cfg", required=True, help="`model` config section as JSON")
+    ap.add_argument("--eval-cfg", type=section_arg("evaluate"), default="{}",
+                    help="`evaluate` config section as JSON; keys left out take configs/schema.yaml's defaults")
+    ap.add_argument("--model-cfg", type=section_arg("model"), default="{}",
+                    help="`model` config section as JSON; keys left out take configs/schema.yaml's defaults")
     ap.add_argument("--out-dir", type=Path, required=True)
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
@@ -145,7 +150,7 @@ def main(argv: list[str] | None = None) -> int:
     from pipeline.data import CocoInstances, eval_transforms
     from pipeline.model import build_model, load_checkpoint, model_from_checkpoint
 
-    eval_cfg, model_cfg = json.loads(args.eval_cfg), json.loads(args.model_cfg)
+    eval_cfg, model_cfg = args.eval_cfg, args.model_cfg
     gt = read_json(args.ann)
     size = tuple(args.input_size or (model_cfg["min_size_px"], model_cfg["max_size_px"]))
     if args.checkpoint:

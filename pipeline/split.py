@@ -58,14 +58,19 @@ def split(merged: dict[str, Any], fractions: dict[str, float], seed: int) -> dic
 
 
 def main(argv: list[str] | None = None) -> int:
-    import json
+    from pipeline.config import section_arg
 
-    ap = argparse.ArgumentParser(prog="python -m pipeline split", description="Merge shards, split train/val/test.")
+    ap = argparse.ArgumentParser(prog="python -m pipeline split", description="Merge shards, split train/val/test.",
+                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     ap.add_argument("shards", nargs="+", type=Path)
-    ap.add_argument("--fractions", required=True, help='JSON like {"train":0.7,"val":0.15,"test":0.15}')
+    ap.add_argument("--fractions", type=section_arg("split"), default="{}",
+                    help='`split` config section as JSON, like {"train":0.7,"val":0.15,"test":0.15}; keys left out '
+                         "take configs/schema.yaml's defaults")
     ap.add_argument("--seed", type=int, required=True)
     ap.add_argument("--out-dir", type=Path, required=True)
     args = ap.parse_args(argv)
+    if abs(sum(args.fractions.values()) - 1.0) > 1e-6:
+        ap.error(f"--fractions: train + val + test must be 1, got {args.fractions} (give all three)")
     from pipeline.coco import check_coco
 
     shards = [read_json(p) for p in args.shards]
@@ -74,7 +79,7 @@ def main(argv: list[str] | None = None) -> int:
     merged = merge(shards)
     if not merged["images"]:
         raise SystemExit(f"{args.shards[0]}: no images in any shard")
-    for name, coco in split(merged, json.loads(args.fractions), args.seed).items():
+    for name, coco in split(merged, args.fractions, args.seed).items():
         write_json(args.out_dir / f"{name}.json", coco, indent=None)
     return 0
 

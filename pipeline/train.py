@@ -331,24 +331,29 @@ def write_rows(path: Path, rows: list[dict[str, Any]], fields: list[str] = CSV_F
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m pipeline train", description=__doc__)
+    from pipeline.config import PROCEDURAL_CLASSES, section_arg
+
+    ap = argparse.ArgumentParser(prog="python -m pipeline train", description=__doc__, formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     ap.add_argument("--train-json", type=Path, required=True)
     ap.add_argument("--val-json", type=Path, help="split for periodic validation (train.eval_every)")
     ap.add_argument("--image-root", type=Path, required=True)
     ap.add_argument("--weights-json", type=Path, required=True)
-    ap.add_argument("--classes", required=True, help="JSON list")
-    ap.add_argument("--model-cfg", required=True, help="`model` config section as JSON")
-    ap.add_argument("--train-cfg", required=True, help="`train` config section as JSON")
+    ap.add_argument("--classes", default=json.dumps(list(PROCEDURAL_CLASSES)),
+                    help="JSON list of class names (labels 1..N in this order)")
+    ap.add_argument("--model-cfg", type=section_arg("model"), default="{}",
+                    help="`model` config section as JSON; keys left out take configs/schema.yaml's defaults")
+    ap.add_argument("--train-cfg", type=section_arg("train"), default="{}",
+                    help="`train` config section as JSON; keys left out take configs/schema.yaml's defaults")
     ap.add_argument("--out-dir", type=Path, required=True)
     ap.add_argument("--stop-after", type=int, metavar="N",
                     help="end after N iterations as a kill would, keeping last.pth (resume tests, time-boxed jobs)")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    model_cfg = json.loads(args.model_cfg)
+    model_cfg = args.model_cfg
     weights_info = read_json(args.weights_json)
     if model_cfg.get("weights") == "none":  # the from-scratch control of a comparison
         weights_info = {"kind": "none", "arch": model_cfg["arch"]}
-    result = train(json.loads(args.train_cfg), json.loads(args.classes), model_cfg,
+    result = train(args.train_cfg, json.loads(args.classes), model_cfg,
                    weights_info, args.train_json, args.image_root, args.out_dir,
                    stop_after=args.stop_after, val_json=args.val_json)
     log.info("done: %s", result)

@@ -50,9 +50,12 @@ def resolve(arch: str, weights: str) -> dict[str, Any]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m pipeline weights", description=__doc__)
-    ap.add_argument("--arch", default="maskrcnn_resnet50_fpn", choices=sorted(ARCH_WEIGHTS))
-    ap.add_argument("--weights", default="coco")
+    from pipeline.config import section_defaults
+
+    model = section_defaults("model")  # configs/schema.yaml's `model` section
+    ap = argparse.ArgumentParser(prog="python -m pipeline weights", description=__doc__, formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    ap.add_argument("--arch", default=model["arch"], choices=sorted(ARCH_WEIGHTS), help="model.arch")
+    ap.add_argument("--weights", default=model["weights"], help="model.weights: coco, none or a state dict file")
     ap.add_argument("--out", type=Path, required=True, help="JSON describing the resolved weights")
     args = ap.parse_args(argv)
     try:
