@@ -13,7 +13,7 @@ import numpy as np
 
 from pipeline.coco import decode_segmentation
 from pipeline.config import section_arg
-from pipeline.io import atomic_path, provenance, read_json, write_json
+from pipeline.io import atomic_path, files_sha256, provenance, read_json, write_json
 from pipeline import plots
 
 
@@ -249,7 +249,8 @@ def run_provenance(report_cfg: dict[str, Any], train_prov: Path | None = None, m
     sections no earlier stage records: annotate, split, evaluate)."""
     prov = provenance({"report": report_cfg})
     config = {**(run_cfg or {}), "report": report_cfg}
-    code = {"report": prov["git_sha"]}
+    # the SHA names a commit, not uncommitted edits (nor code outside git): the report's modules' hash does
+    code = {"report": prov["git_sha"], "pipeline_sha256": files_sha256(sorted(Path(__file__).parent.glob("*.py")))}
     stages: dict[str, Any] = {}
     if train_prov is not None and Path(train_prov).is_file():
         tp = read_json(train_prov)
@@ -259,7 +260,7 @@ def run_provenance(report_cfg: dict[str, Any], train_prov: Path | None = None, m
     render = [read_json(m).get("provenance") or {} for m in manifests]
     if render:
         config.update(render[0].get("config") or {})  # render, seed
-        code["render"] = sorted({str(r.get("git_sha")) for r in render})
+        code["render"] = sorted({r.get("git_sha") for r in render}, key=str)
         stages["render"] = sorted({r.get("render_device") for r in render if r.get("render_device")})
         differ = [str(m) for m, r in zip(manifests, render) if r.get("config") != render[0].get("config")]
         if differ:  # shards rendered under other settings than the first: show it, never hide it

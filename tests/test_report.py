@@ -3,6 +3,7 @@ provenance that shows every config section the run used and each stage's code ve
 import html as html_lib
 import json
 import re
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -13,7 +14,7 @@ from pipeline.analysis import error_analysis
 from pipeline.config import section_defaults
 from pipeline.contact_sheet import class_color
 from pipeline.evaluate import coco_eval
-from pipeline.io import provenance
+from pipeline.io import files_sha256, provenance
 from test_analysis import ann, make_gt
 
 
@@ -119,5 +120,6 @@ def test_provenance_shows_every_section_and_each_stage_code_version(tmp_path):
     assert cfg["evaluate"]["split"] == "test" and cfg["report"] == section_defaults("report", {"num_images": 1})
     assert shown["code_version"]["train"] == "a" * 40 and shown["code_version"]["render"] == ["b" * 40]
     assert shown["code_version"]["report"] == shown["git_sha"] and "torch" in shown["packages"]
+    assert shown["code_version"]["pipeline_sha256"] == files_sha256(sorted(Path(report.__file__).parent.glob("*.py")))
     assert shown["stages"]["render"] == ["CPU"]
     assert json.loads((tmp_path / "combined.json").read_text())["provenance"] == shown
