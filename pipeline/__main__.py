@@ -15,6 +15,7 @@ STAGES = {
     "report": "pipeline.report",
     "contact-sheet": "pipeline.contact_sheet",
     "predict": "pipeline.predict",
+    "export": "pipeline.export",
     "proof-report": "pipeline.proof",
 }
 
