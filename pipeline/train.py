@@ -194,7 +194,7 @@ def train(cfg: dict[str, Any], classes: list[str], model_cfg: dict[str, Any], we
     best, best_kept, best_at_ckpt = (out_dir / "best.pth", out_dir / train_state.BEST_KEPT,
                                      out_dir / train_state.BEST_AT_CHECKPOINT)
     eval_every = cfg.get("eval_every", 0) if val_json is not None else 0
-    key = train_state.run_key(cfg, model_cfg, classes, weights_info, train_json, val_json)
+    key = train_state.run_key(cfg, model_cfg, classes, weights_info, train_json, val_json, dist.world)
     pos = train_state.Position()
     rows: list[dict[str, Any]] = []
     val_rows: list[dict[str, Any]] = []

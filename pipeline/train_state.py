@@ -40,9 +40,12 @@ def code_version() -> str:
 
 
 def run_key(train_cfg: dict[str, Any], model_cfg: dict[str, Any], classes: list[str], weights_info: dict[str, Any],
-            train_json: Path, val_json: Path | None) -> dict[str, Any]:
-    """What a run is trained from; a checkpoint is resumed only by a run with an equal key."""
-    return {"train": train_cfg, "model": model_cfg, "classes": list(classes), "weights": weights_info,
+            train_json: Path, val_json: Path | None, processes: int = 1) -> dict[str, Any]:
+    """What a run is trained from; a checkpoint is resumed only by a run with an equal key.
+
+    `processes` (the DDP world size) is part of it: each process draws its own batches and RoI samples,
+    so a run restarted on another number of GPUs is another run, not a continuation."""
+    return {"train": train_cfg, "processes": processes, "model": model_cfg, "classes": list(classes), "weights": weights_info,
             "train_data": file_sha256(train_json), "val_data": file_sha256(val_json) if val_json else None,
             "code": code_version(), "packages": {name: metadata.version(name) for name in ("torch", "torchvision")}}
 

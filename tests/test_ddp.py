@@ -50,3 +50,12 @@ def test_torchrun_two_gloo_processes_train_and_save_once(shard_coco, rendered_sh
         with open(run / "metrics.csv") as f:
             return [round(float(r["loss"]), 4) for r in csv.DictReader(f)]
     assert losses(resumed) == losses(out) and len(losses(out)) == 3
+
+    # The same run on one process is another run (its batches and RoI samples differ): it must not
+    # continue the 2-process checkpoint, whatever iteration that reached.
+    single = subprocess.run([sys.executable, *train_cli_args(shard_coco, rendered_shard, tmp_path, resumed, **cfg),
+                             "--stop-after", "1"], cwd=REPO, capture_output=True, text=True, timeout=600)
+    assert single.returncode == 0, single.stderr[-3000:]
+    assert "(processes differ): training afresh" in single.stderr, single.stderr[-3000:]
+    with open(resumed / "metrics.csv") as f:
+        assert [int(r["iteration"]) for r in csv.DictReader(f)] == [1]
