@@ -43,6 +43,7 @@ BEFORE = {"samples": 16, "denoise": True, "denoise_prefilter": "ACCURATE", "deno
           "adaptive_threshold": 0.01, "clamp_indirect": 10.0, "caustics": True, "light_tree": True, "light_portals": False,
           "max_bounces": 4}
 REFERENCE = {**BEFORE, "samples": 256}
+NEW = {"denoise_prefilter": "NONE", "light_tree": False}  # the defaults #23 chose
 COMBO = {"denoise_prefilter": "FAST", "denoise_quality": "BALANCED", "caustics": False}
 VARIANTS = {
     "before #23: 16 spp, denoise": {},
@@ -70,6 +71,14 @@ VARIANTS = {
     "prefilter NONE + portals": {"denoise_prefilter": "NONE", "light_portals": True},
     "prefilter NONE + portals, 12 spp": {"denoise_prefilter": "NONE", "light_portals": True, "samples": 12},
     "prefilter NONE + portals, 10 spp": {"denoise_prefilter": "NONE", "light_portals": True, "samples": 10},
+    # round 4: light paths and samples on top of the new defaults (prefilter NONE, light tree off)
+    "NEW: max bounces 3": {**NEW, "max_bounces": 3},
+    "NEW: max bounces 2": {**NEW, "max_bounces": 2},
+    "NEW: diffuse and glossy bounces 2": {**NEW, "_cycles": {"diffuse_bounces": 2, "glossy_bounces": 2}},
+    "NEW: fast GI after 1 bounce": {**NEW, "_cycles": {"use_fast_gi": True, "fast_gi_method": "REPLACE",
+                                                         "ao_bounces_render": 1}},
+    "NEW: denoise quality BALANCED": {**NEW, "denoise_quality": "BALANCED"},
+    "NEW: 14 spp": {**NEW, "samples": 14},
     "configs/default.yaml": None,  # the current default, whatever it is
 }
 
