@@ -32,6 +32,8 @@ localrules:
     proof_weights,
     proof_subset,
     proof_split,
+    prepare_real,
+    evaluate_real_all,
 
 
 wildcard_constraints:
@@ -41,6 +43,7 @@ wildcard_constraints:
     cls=r"[a-z_]+",
     start=r"feature_extraction|fine_tune|from_scratch",
     source=r"site_a|none",
+    dataset=r"[A-Za-z0-9][A-Za-z0-9_-]*",
 
 
 rule all:
@@ -50,4 +53,5 @@ rule all:
 
 include: "workflow/rules/data.smk"
 include: "workflow/rules/model.smk"
+include: "workflow/rules/real.smk"
 include: "workflow/rules/proof.smk"

@@ -16,6 +16,7 @@ STAGES = {
     "contact-sheet": "pipeline.contact_sheet",
     "predict": "pipeline.predict",
     "export": "pipeline.export",
+    "prepare-dataset": "pipeline.datasets",
     "proof-report": "pipeline.proof",
 }
 

@@ -74,10 +74,26 @@ def _matched_images(gt: dict[str, Any], preds: list[dict[str, Any]], score_thres
             by_dt[p["image_id"]].append(p)
     for im in gt["images"]:
         # real annotations hold polygons; mask IoU needs RLE of the image's size
-        gts = [{**a, "segmentation": segmentation_rle(a["segmentation"], im["height"], im["width"])}
-               for a in by_gt[im["id"]]] if iou_type == "segm" else by_gt[im["id"]]
+        anns = [{**a, "segmentation": segmentation_rle(a["segmentation"], im["height"], im["width"])}
+                for a in by_gt[im["id"]]] if iou_type == "segm" else by_gt[im["id"]]
+        gts = [a for a in anns if not a.get("iscrowd", 0)]
+        crowd = [a for a in anns if a.get("iscrowd", 0)]
         dets = by_dt[im["id"]]
-        yield im, gts, dets, match_image(gts, dets, iou_threshold, iou_type)
+        pairs, lonely, missed = match_image(gts, dets, iou_threshold, iou_type)
+        in_crowd = _in_crowd([dets[i] for i in lonely], crowd, iou_threshold, iou_type)
+        yield im, gts, dets, (pairs, [i for i, c in zip(lonely, in_crowd) if not c], missed), int(sum(in_crowd))
+
+
+def _in_crowd(dets: list[dict], crowd: list[dict], iou_threshold: float, iou_type: str) -> list[bool]:
+    """Whether each unmatched detection lies in a crowd region: COCOeval's rule (crowd IoU is the
+    intersection over the detection's own area), so such a detection is ignored, not a false positive."""
+    from pycocotools import mask as mask_utils
+
+    if not dets or not crowd:
+        return [False] * len(dets)
+    key = "segmentation" if iou_type == "segm" else "bbox"
+    ious = np.asarray(mask_utils.iou([d[key] for d in dets], [c[key] for c in crowd], [1] * len(crowd)))
+    return [bool(v) for v in ious.reshape(len(dets), len(crowd)).max(axis=1) >= iou_threshold]
 
 
 def error_analysis(gt: dict[str, Any], preds: list[dict[str, Any]], score_threshold: float,
@@ -86,15 +102,16 @@ def error_analysis(gt: dict[str, Any], preds: list[dict[str, Any]], score_thresh
 
     Confusion: counts of true class (rows, + 'background' for false positives) vs predicted
     class (columns, + 'missed' for ground truth nothing matched). Per image: tp, fp, fn,
-    wrong class, mean IoU of hits; worst first (most errors).
+    wrong class, mean IoU of hits; worst first (most errors). Crowd regions (`iscrowd`) are no
+    objects: they are never missed, and detections in them count as `in_crowd`, not as errors.
     """
     cats = sorted(gt["categories"], key=lambda c: c["id"])
     index = {c["id"]: k for k, c in enumerate(cats)}
     n = len(cats)
     m = np.zeros((n + 1, n + 1), dtype=int)
     rows = []
-    for im, gts, dets, (pairs, lonely, missed) in _matched_images(gt, preds, score_threshold, iou_threshold,
-                                                                   iou_type):
+    for im, gts, dets, (pairs, lonely, missed), ignored in _matched_images(gt, preds, score_threshold,
+                                                                            iou_threshold, iou_type):
         for i, j, _ in pairs:
             m[index[gts[j]["category_id"]], index[dets[i]["category_id"]]] += 1
         for i in lonely:
@@ -105,7 +122,7 @@ def error_analysis(gt: dict[str, Any], preds: list[dict[str, Any]], score_thresh
         wrong = len(pairs) - len(hits)
         rows.append({"image_id": im["id"], "file_name": im["file_name"], "objects": len(gts),
                      "tp": len(hits), "fp": len(lonely), "fn": len(missed), "wrong_class": wrong,
-                     "errors": len(lonely) + len(missed) + wrong,
+                     "errors": len(lonely) + len(missed) + wrong, "in_crowd": ignored,
                      "mean_iou": round(float(np.mean([iou for *_, iou in hits])), 4) if hits else None})
     rows.sort(key=lambda r: (-r["errors"], -(r["objects"] - r["tp"]), r["file_name"]))
     names = [c["name"] for c in cats]

@@ -36,6 +36,11 @@ def _fill_defaults(schema: dict, node: Any, root: dict | None = None) -> Any:
                     node[key] = {**copy.deepcopy(sub["default"]), **node[key]}
             if key in node:
                 _fill_defaults(sub, node[key], root)
+        extra = schema.get("additionalProperties")
+        if isinstance(extra, dict):  # named entries (e.g. datasets.<name>) take their record's defaults
+            for key, value in node.items():
+                if key not in schema.get("properties", {}):
+                    _fill_defaults(extra, value, root)
     return node
 
 
@@ -49,6 +54,10 @@ def validate(cfg: dict[str, Any], source: str = "<config>") -> dict[str, Any]:
     for section in ("render", "annotate", "split", "model", "train", "evaluate", "report", "compare", "proof",
                     "resources"):
         cfg.setdefault(section, {})
+    moved = [k for k in ("real_ann", "real_image_root") if k in (cfg.get("evaluate") or {})]
+    if moved:
+        raise ConfigError(f"{source}: evaluate.{moved[0]} was replaced by named real sets: write "
+                          "datasets: {real: {ann: <COCO json>, images: <folder>, category_map: {their name: our class}}}")
     cfg = _fill_defaults(schema, cfg)
     validator = jsonschema.Draft202012Validator(schema)
     errors = sorted(validator.iter_errors(cfg), key=lambda e: list(e.absolute_path))
@@ -107,13 +116,15 @@ def validate(cfg: dict[str, Any], source: str = "<config>") -> dict[str, Any]:
         raise ConfigError(f"{source}: evaluate.checkpoint: best is picked on the val split (train.eval_every), "
                           "so evaluate.split: val would score the model on the images that chose it; "
                           "use evaluate.split: test (or evaluate.checkpoint: final)")
-    real = cfg["evaluate"]["real_ann"], cfg["evaluate"]["real_image_root"]
-    if bool(real[0]) != bool(real[1]):
-        raise ConfigError(f"{source}: evaluate.real_ann and evaluate.real_image_root go together (one is empty)")
-    if real[0] and not Path(real[0]).is_file():
-        raise ConfigError(f"{source}: evaluate.real_ann: {real[0]!r} does not exist")
-    if real[1] and not Path(real[1]).is_dir():
-        raise ConfigError(f"{source}: evaluate.real_image_root: {real[1]!r} is not a folder")
+    for name, entry in cfg["datasets"].items():
+        where = f"{source}: datasets.{name}"
+        if not Path(entry["ann"]).is_file():
+            raise ConfigError(f"{where}.ann: {entry['ann']!r} does not exist")
+        if not Path(entry["images"]).is_dir():
+            raise ConfigError(f"{where}.images: {entry['images']!r} is not a folder")
+        for theirs, ours in entry["category_map"].items():
+            if ours not in cfg["classes"]:
+                raise ConfigError(f"{where}.category_map.{theirs}: {ours!r} is not one of classes {cfg['classes']}")
     for kind, res in cfg["resources"].items():
         if isinstance(res, dict) and res.get("gpu_model") and not res["gpus"]:
             raise ConfigError(f"{source}: resources.{kind}.gpu_model: {res['gpu_model']!r} needs gpus > 0, got 0")

@@ -21,7 +21,8 @@ log = logging.getLogger(__name__)
 class CocoInstances(torch.utils.data.Dataset):
     """Images + {boxes (xyxy), labels, masks, image_id}; images without objects are valid samples.
 
-    Segmentations may be polygons or RLE (pycocotools' conventions). With `targets=False`
+    Segmentations may be polygons or RLE (pycocotools' conventions); `iscrowd` regions are left out
+    of the targets (they are ignored in evaluation, never trained on). With `targets=False`
     only the image and {image_id} are returned (evaluation: ground truth is scored from the
     JSON, so its masks are never decoded).
     """
@@ -62,6 +63,8 @@ class CocoInstances(torch.utils.data.Dataset):
         h, w = info["height"], info["width"]
         boxes, labels, masks = [], [], []
         for ann in self.by_image[info["id"]]:
+            if ann.get("iscrowd", 0):  # a crowd region is no instance (torchvision's references drop them too)
+                continue
             x, y, bw, bh = ann["bbox"]
             if bw < 1 or bh < 1:
                 log.warning("%s: annotation %s has a degenerate box %s: skipped", self.ann_file, ann["id"], ann["bbox"])

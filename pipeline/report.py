@@ -4,60 +4,20 @@ from __future__ import annotations
 import argparse
 import base64
 import html
-import io
 import json
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
-from pipeline.coco import decode_segmentation
 from pipeline.config import section_arg
 from pipeline.io import atomic_path, files_sha256, provenance, read_json, write_json
 from pipeline import plots
-
-
-def _fmt(value: float | None) -> str:
-    """COCOeval reports -1 where a metric has no ground truth (e.g. no large objects)."""
-    return "n/a" if value is None or value < 0 else f"{value:.3f}"
-
-
-def draw_predictions(image_path: Path, preds: list[dict[str, Any]], gt: list[dict[str, Any]],
-                     names: dict[int, str], threshold: float) -> str:
-    """Ground truth (left) and predictions above `threshold` (right), masks and boxes, as base64 PNG."""
-    table = plots.class_colors(names)
-    import torch
-    from PIL import Image
-    from torchvision.utils import draw_bounding_boxes, draw_segmentation_masks
-
-    img = torch.from_numpy(np.asarray(Image.open(image_path).convert("RGB")).copy()).permute(2, 0, 1)
-
-    def draw(anns, with_score):
-        out = img
-        if not anns:
-            return out
-        masks = torch.from_numpy(np.stack([decode_segmentation(a["segmentation"], *img.shape[1:])
-                                           for a in anns])).bool()
-        colors = [table[names[a["category_id"]]] for a in anns]
-        out = draw_segmentation_masks(out, masks, alpha=0.45, colors=colors)
-        boxes = torch.tensor([[x, y, x + w, y + h] for x, y, w, h in (a["bbox"] for a in anns)], dtype=torch.float)
-        labels = [names[a["category_id"]] + (f" {a['score']:.2f}" if with_score else "") for a in anns]
-        return draw_bounding_boxes(out, boxes, labels=labels, colors=colors, width=2)
-
-    shown = [p for p in preds if p["score"] >= threshold]
-    both = torch.cat([draw(gt, False), torch.full((3, img.shape[1], 6), 255, dtype=torch.uint8),
-                      draw(shown, True)], dim=2)
-    buf = io.BytesIO()
-    Image.fromarray(both.permute(1, 2, 0).numpy()).save(buf, format="PNG")
-    return base64.b64encode(buf.getvalue()).decode()
+from pipeline.report_eval import evaluation_parts, fmt as _fmt, real_section
 
 
 def _label(name: str, m: dict[str, Any] | None = None) -> str:
     if name == "zero_shot":
         size = (m or {}).get("input_size_px")
         return "general COCO model, zero-shot" + (f" ({size[0]}/{size[1]} px input)" if size else "")
-    if name == "real":
-        return "this model on real photos"
     if name.startswith("mode_"):
         return "transfer: " + name[len("mode_"):].replace("_", " ")
     return f"{name[1:]} training images"
@@ -136,65 +96,26 @@ def build_report(metrics: dict[str, Any], metrics_csv: Path, gt: dict[str, Any],
                  image_root: Path, num_images: int, threshold: float, title: str,
                  prov: dict[str, Any] | None = None, contact_sheet: Path | None = None,
                  summary: dict[str, Any] | None = None, val_csv: Path | None = None,
-                 people_sheet: Path | None = None, jack_sheet: Path | None = None) -> str:
-    """The HTML text of the report (all images embedded)."""
+                 people_sheet: Path | None = None, jack_sheet: Path | None = None,
+                 real: list[dict[str, Any]] | None = None) -> str:
+    """The HTML text of the report (all images embedded); `real`: a section per real set
+    ({name, metrics, gt, preds, image_root, summary})."""
     names = {c["id"]: c["name"] for c in gt["categories"]}
     classes = [names[k] for k in sorted(names)]
     summary = summary or summarise(metrics, {}, -1, "?")
     colors = plots.class_colors(names)  # every figure, legend and overlay draws a class in this colour
-    rows = []
-    for iou_type in ("bbox", "segm"):
-        m = metrics[iou_type]
-        cells = "".join(f"<td>{_fmt(m[k])}</td>" for k in ("AP", "AP50", "AP75", "AP_small", "AP_medium", "AP_large", "AR100"))
-        rows.append(f"<tr><th>{iou_type}</th>{cells}</tr>")
-    per_class = "".join(
-        f"<tr><th>{html.escape(n)}</th><td>{_fmt(metrics['bbox']['per_class'].get(n, -1))}</td>"
-        f"<td>{_fmt(metrics['segm']['per_class'].get(n, -1))}</td></tr>" for n in classes)
     sections = []
     if len(summary["rows"]) > 1:
         sections.append(f"<h2>Comparison (same evaluation images)</h2>{comparison_table(summary, classes)}")
     if summary["data_efficiency"]:
         sections.append("<h2>Data efficiency</h2><img src='data:image/png;base64,"
                         f"{plots.efficiency_plot(summary['data_efficiency'], zero_shot_reference(summary), colors)}'>")
-    figs = []
-    if "pr" in metrics["segm"]:
-        figs.append(plots.pr_plot(metrics["segm"]["pr"], "mask precision-recall", colors))
-        figs.append(plots.pr_plot(metrics["bbox"]["pr"], "box precision-recall", colors))
-    if "confusion" in metrics:
-        figs.append(plots.confusion_plot(metrics["confusion"], colors))
-    if figs:
-        sections.append("<h2>Where it goes wrong</h2><p>Precision-recall per class (solid IoU 0.50, dashed 0.75); "
-                        "confusion matrix: rows are the true class (background = false positive), columns the "
-                        "prediction (missed = nothing matched).</p>"
-                        + "".join(f"<img class='fig' src='data:image/png;base64,{b}'>" for b in figs))
+    parts = evaluation_parts(metrics, gt, preds, image_root, num_images, threshold, colors)
+    sections += [parts["wrong"], parts["errors"]]
     training = f"<img src='data:image/png;base64,{plots.loss_plot(metrics_csv)}'>"
     if val_csv is not None and Path(val_csv).is_file() and plots.read_csv(val_csv):
         training += (f"<p>AP over training (validation split, every train.eval_every iterations; best.pth is the "
                      f"best segm AP):</p><img class='fig' src='data:image/png;base64,{plots.val_ap_plot(val_csv)}'>")
-    by_img: dict[int, list] = {}
-    for p in preds:
-        by_img.setdefault(p["image_id"], []).append(p)
-    gt_by_img: dict[int, list] = {}
-    for a in gt["annotations"]:
-        gt_by_img.setdefault(a["image_id"], []).append(a)
-    per_image = metrics.get("per_image") or [{"image_id": im["id"], "file_name": im["file_name"]} for im in gt["images"]]
-    worst = per_image[: (num_images + 1) // 2]
-    best = [r for r in reversed(per_image) if r not in worst][: num_images // 2]
-    gallery = []
-    for kind, chosen in (("worst", worst), ("best", best)):
-        for r in chosen:
-            b64 = draw_predictions(image_root / r["file_name"], by_img.get(r["image_id"], []),
-                                   gt_by_img.get(r["image_id"], []), names, threshold)
-            errs = f" — {r['errors']} errors (fp {r['fp']}, fn {r['fn']}, wrong class {r['wrong_class']})" if "errors" in r else ""
-            gallery.append(f"<figure><img src='data:image/png;base64,{b64}'><figcaption>{kind}: "
-                           f"{html.escape(r['file_name'])}{errs}</figcaption></figure>")
-    error_rows = "".join(
-        f"<tr><td style='text-align:left'>{html.escape(r['file_name'])}</td><td>{r['objects']}</td><td>{r['tp']}</td>"
-        f"<td>{r['fp']}</td><td>{r['fn']}</td><td>{r['wrong_class']}</td><td>{_fmt(r['mean_iou'])}</td></tr>"
-        for r in per_image[:15] if "errors" in r)
-    if error_rows:
-        sections.append("<h2>Per-image errors (worst first)</h2><table><tr><th>image</th><th>objects</th><th>tp</th>"
-                        f"<th>fp</th><th>fn</th><th>wrong class</th><th>mean IoU</th></tr>{error_rows}</table>")
     note = metrics["segm"].get("note", "")
     sheet_html = ""
     if contact_sheet is not None:
@@ -208,7 +129,8 @@ def build_report(metrics: dict[str, Any], metrics_csv: Path, gt: dict[str, Any],
         if path is not None:
             b64 = base64.b64encode(Path(path).read_bytes()).decode()
             sheet_html += f"<h2>{heading}</h2><p>{text}</p><img src='data:image/png;base64,{b64}'>"
-    legend = " ".join(f"<span style='color:rgb{colors[n]}'>■ {html.escape(n)}</span>" for n in names.values())
+    real_html = [real_section(r["name"], r["metrics"], r["gt"], r["preds"], r["image_root"], r["summary"],
+                              num_images, threshold, colors) for r in real or []]
     return f"""<!doctype html><html><head><meta charset="utf-8"><title>{html.escape(title)}</title>
 <style>body{{font-family:sans-serif;max-width:1100px;margin:2em auto;color:#222}}
 table{{border-collapse:collapse;margin:1em 0}}td,th{{border:1px solid #ccc;padding:4px 10px;text-align:right}}
@@ -217,18 +139,24 @@ figcaption{{font-size:12px;color:#555}}.headline{{font-size:1.2em;background:#ee
 <body><h1>{html.escape(title)}</h1>
 <p class="headline">{html.escape(headline(summary))}</p>
 <p>Evaluated on {metrics.get('num_images', '?')} images, {metrics.get('num_predictions', '?')} predictions. {html.escape(note)}</p>
-<h2>COCO metrics</h2><table><tr><th></th><th>AP</th><th>AP50</th><th>AP75</th><th>AP small</th><th>AP medium</th>
-<th>AP large</th><th>AR100</th></tr>{''.join(rows)}</table>
-<h2>Per-class AP (IoU 0.50:0.95)</h2><table><tr><th>class</th><th>bbox</th><th>segm</th></tr>{per_class}</table>
+{parts["tables"]}
 {''.join(sections)}
 <h2>Training</h2>{training}
-{sheet_html}<h2>Predictions: worst and best images</h2><p>{legend}</p>{''.join(gallery)}
+{sheet_html}{parts["gallery"]}
+{''.join(real_html)}
 <h2>Provenance</h2><pre>{html.escape(json.dumps(prov or {}, indent=1, sort_keys=True))}</pre>
 </body></html>"""
 
 
-def markdown_summary(title: str, metrics: dict[str, Any], summary: dict[str, Any], classes: list[str]) -> str:
+def markdown_summary(title: str, metrics: dict[str, Any], summary: dict[str, Any], classes: list[str],
+                     real: list[dict[str, Any]] = ()) -> str:
     lines = [f"# {title}", "", headline(summary), "", comparison_table(summary, classes, markdown=True), ""]
+    if real:
+        lines += ["## Real images (other images than the synthetic split)", ""]
+        lines += md_table(["set", "images", "mask AP", "box AP"] + [f"{c} mask AP" for c in classes],
+                          [[r["name"], r["metrics"].get("num_images"), _fmt(r["metrics"]["segm"]["AP"]),
+                            _fmt(r["metrics"]["bbox"]["AP"])]
+                           + [_fmt(r["metrics"]["segm"]["per_class"].get(c, -1)) for c in classes] for r in real]) + [""]
     if summary["data_efficiency"]:
         lines += ["## Data efficiency", ""]
         lines += md_table(["training images", "mask AP", "box AP"],
@@ -282,7 +210,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--people-sheet", type=Path, help="PNG of pedestrian crops to embed")
     ap.add_argument("--jack-sheet", type=Path, help="PNG of pallet jack crops to embed")
     ap.add_argument("--compare", nargs="*", default=[], metavar="NAME=METRICS_JSON",
-                    help="other models' metrics: mode_<transfer>, n<images>, zero_shot, real")
+                    help="other models' metrics on the same images: mode_<transfer>, n<images>, zero_shot")
+    ap.add_argument("--real", nargs="*", default=[], metavar="NAME=FOLDER",
+                    help="a site's real set: FOLDER holds ann.json and summary.json (pipeline prepare-dataset) and "
+                         "eval/metrics.json + eval/predictions.json; IMAGES root given by --real-images")
+    ap.add_argument("--real-images", nargs="*", default=[], metavar="NAME=IMAGES",
+                    help="image folder of each --real set")
     ap.add_argument("--report-cfg", type=section_arg("report"), default="{}",
                     help="`report` config section as JSON; keys left out take configs/schema.yaml's defaults")
     ap.add_argument("--run-cfg", default="{}", help="JSON {section: config} of the sections the run used that no "
@@ -304,6 +237,16 @@ def main(argv: list[str] | None = None) -> int:
         if not sep:
             raise SystemExit(f"--compare {item!r}: expected NAME=path/to/metrics.json")
         compare[name] = read_json(Path(path))
+    roots = dict(item.partition("=")[::2] for item in args.real_images)
+    real = []
+    for item in args.real:
+        name, sep, folder = item.partition("=")
+        if not sep or name not in roots:
+            raise SystemExit(f"--real {item!r}: expected NAME=folder, with NAME=images in --real-images")
+        folder = Path(folder)
+        real.append({"name": name, "metrics": read_json(folder / "eval/metrics.json"), "gt": read_json(folder / "ann.json"),
+                     "preds": read_json(folder / "eval/predictions.json"), "image_root": Path(roots[name]),
+                     "summary": read_json(folder / "summary.json")})
     metrics, gt = read_json(args.metrics), read_json(args.ann)
     train_images = len(read_json(args.train_json)["images"]) if args.train_json else -1
     transfer = "fine_tune"
@@ -319,13 +262,15 @@ def main(argv: list[str] | None = None) -> int:
     text = build_report(metrics, args.metrics_csv, gt, read_json(args.predictions), args.image_root,
                         cfg["num_images"], cfg["draw_score_threshold"], args.title, prov, args.contact_sheet,
                         summary, args.metrics_csv.parent / "val_metrics.csv", args.people_sheet,
-                        args.jack_sheet)
+                        args.jack_sheet, real)
     if args.metrics_out:
         write_json(args.metrics_out, {"main": {k: metrics[k] for k in ("bbox", "segm", "num_images")},
+                                      "real": {r["name"]: {k: r["metrics"][k] for k in ("bbox", "segm", "num_images")}
+                                               | {"dataset": r["summary"]} for r in real},
                                       "confusion": metrics.get("confusion"), **summary, "provenance": prov})
     if args.summary:
         with atomic_path(args.summary) as tmp:
-            tmp.write_text(markdown_summary(args.title, metrics, summary, classes))
+            tmp.write_text(markdown_summary(args.title, metrics, summary, classes, real))
     with atomic_path(args.out) as tmp:
         tmp.write_text(text)
     return 0

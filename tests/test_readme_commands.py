@@ -36,7 +36,7 @@ CONFIG_OPTIONS = ("--configfile", "--configfiles")
 # control operators that end the snakemake command on a line (what follows runs in the shell as written)
 OPERATORS = {"|", "||", "&&", ";", "&", ">", ">>", "<", "2>", "2>&1"}
 # the repo root as a user sees it, without results/ or .snakemake/ of any local run
-LINKED = ("Snakefile", "workflow", "configs", "pipeline", "blender", "profiles", "scripts")
+LINKED = ("Snakefile", "workflow", "configs", "pipeline", "blender", "profiles", "scripts", "examples")
 
 
 def tokenize(text: str) -> list[str]:

@@ -6,11 +6,14 @@ snakemake-executor-plugin-slurm turns into sbatch options (tests/test_slurm.py c
 """
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 import sys
 from pathlib import Path
 
+import cv2
+import numpy as np
 import pytest
 import yaml
 
@@ -24,7 +27,7 @@ KINDS = {
     "proof_weights": "light",
     "train": "train", "train_variant": "train", "proof_train": "train",
     "evaluate": "evaluate", "evaluate_variant": "evaluate", "zero_shot": "evaluate", "evaluate_real": "evaluate",
-    "proof_evaluate": "evaluate", "proof_no_adaptation": "evaluate",
+    "prepare_real": "light", "proof_evaluate": "evaluate", "proof_no_adaptation": "evaluate",
     "report": "report", "contact_sheet": "report", "crop_sheet": "report", "proof_report": "report",
 }
 # A table where every number differs, so a job's numbers tell which entry they came from.
@@ -33,7 +36,7 @@ TABLE = {"cpu_partition": "cpu", "gpu_partition": "gpu",
          "render_gpu": {"threads": 7, "mem_mb": 7100, "runtime_min": 71, "gpus": 1, "gpu_model": "l40s"},
          "annotate": {"threads": 5, "mem_mb": 5100, "runtime_min": 51},
          "light": {"threads": 2, "mem_mb": 2100, "runtime_min": 21},
-         "train": {"threads": 6, "mem_mb": 6100, "runtime_min": 61, "gpus": 1, "slurm_extra": "--qos=long"},
+         "train": {"threads": 6, "mem_mb": 6100, "runtime_min": 61, "gpus": 1, "slurm_extra": "--mail-type=END"},
          "evaluate": {"threads": 4, "mem_mb": 4100, "runtime_min": 41, "gpus": 1, "partition": "eval"},
          "report": {"threads": 8, "mem_mb": 8100, "runtime_min": 81}}
 
@@ -85,9 +88,17 @@ def resolved(overlay: dict | None) -> dict:
 
 @pytest.mark.parametrize("overlay", [None, {"resources": TABLE}], ids=["default_table", "custom_table"])
 def test_every_rule_takes_threads_and_resources_from_its_kind(tmp_path, overlay):
+    # a site's labelled set, so that its rules (prepare_real, evaluate_real) are planned too
+    (tmp_path / "site").mkdir()
+    cv2.imwrite(str(tmp_path / "site/f.png"), np.zeros((4, 4, 3), np.uint8))
+    (tmp_path / "site/coco.json").write_text(json.dumps({"images": [{"id": 1, "file_name": "f.png", "width": 4,
+                                                                    "height": 4}], "annotations": [],
+                                                         "categories": [{"id": 1, "name": "person"}]}))
+    overlay = {**(overlay or {}), "datasets": {"site": {"ann": str(tmp_path / "site/coco.json"),
+                                                        "images": str(tmp_path / "site")}}}
     table = resolved(overlay)["resources"]
     jobs = dry_run(tmp_path, overlay, "--cores", "64")
-    assert {j["rule"] for j in jobs} == set(KINDS) - {"evaluate_real"}  # (needs evaluate.real_ann)
+    assert {j["rule"] for j in jobs} == set(KINDS)
     for job in jobs:
         kind = KINDS[job["rule"]]
         want = expected(table, kind, partition_kind="render" if kind == "annotate" else None)

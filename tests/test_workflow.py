@@ -181,13 +181,40 @@ def coco_architecture_weights(path: Path) -> Path:
     return path
 
 
-def test_comparisons_zero_shot_and_data_efficiency_in_one_report(tmp_path):
+def test_comparisons_zero_shot_data_efficiency_and_a_real_set_in_one_report(tmp_path, shard_coco, rendered_shard):
+    from tests.real_export import CATEGORY_MAP, make_export
+
     weights = coco_architecture_weights(tmp_path / "coco_arch.pth")
+    ann, images, _ = make_export(shard_coco, rendered_shard, tmp_path / "site")  # a CVAT-style export
+    site = {"ann": str(ann), "images": str(images), "category_map": CATEGORY_MAP}
     config = write_config(tmp_path, model={"weights": str(weights)}, train={"eval_every": 1},
                           compare={"transfer_modes": ["feature_extraction", "from_scratch"],
-                                   "train_images": [1], "zero_shot": True})
+                                   "train_images": [1], "zero_shot": True}, datasets={"site_a": site})
     smk(tmp_path, config, "--cores", "2")
     out = tmp_path / "results" / "smoke"
+    # the real set: put into our categories, evaluated, and a section of its own in the report
+    prepared = json.loads((out / "real/site_a/summary.json").read_text())
+    assert prepared["crowd"] == 1 and prepared["unmapped_categories"] == ["forklift"]
+    real = json.loads((out / "real/site_a/eval/metrics.json").read_text())
+    assert real["num_images"] == 2 and set(real["segm"]["per_class"]) == {"pedestrian", "pallet_jack"}
+    assert {p["image_id"] for p in json.loads((out / "real/site_a/eval/predictions.json").read_text())} <= {1001, 1002}
+    html = (out / "report/index.html").read_text()
+    section = html[html.index("<h2>Real images: site_a</h2>"):]
+    for text in ("not a row of that comparison", "person → pedestrian", "category &#x27;forklift&#x27;: 1",
+                 "left ground truth", "Per-class AP", "Where it goes wrong", "cam1/frame_0001.png"):
+        assert text in section, text
+    assert "site_a" not in html[:html.index("<h2>Real images: site_a</h2>")].split("<h2>Provenance")[0]
+    assert "## Real images" in (out / "report/summary.md").read_text()
+    assert json.loads((out / "report/metrics.json").read_text())["real"]["site_a"]["num_images"] == 2
+    # a changed category map redoes the real set's steps and the report, nothing else
+    remapped = {**site, "category_map": {"person": "pedestrian"}}
+    plan = smk(tmp_path, write_config(tmp_path, model={"weights": str(weights)}, train={"eval_every": 1},
+                                      compare={"transfer_modes": ["feature_extraction", "from_scratch"],
+                                               "train_images": [1], "zero_shot": True},
+                                      datasets={"site_a": remapped}), "-n", "--quiet", "rules").stdout
+    assert {line.split()[0] for line in plan.splitlines() if line.split() and line.split()[0] in
+            {"prepare_real", "evaluate_real", "report", "train", "evaluate", "render"}} == \
+        {"prepare_real", "evaluate_real", "report"}
     for variant in ("mode_feature_extraction", "mode_from_scratch", "n1", "zero_shot"):
         assert (out / "variants" / variant / "eval/metrics.json").is_file(), variant
     assert json.loads((out / "variants/n1/train.json").read_text())["images"].__len__() == 1

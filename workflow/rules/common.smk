@@ -1,4 +1,6 @@
 # Config (validated before anything runs), paths and helpers shared by the rule files.
+import functools
+
 from blender.frame_key import asset_files, code_files
 from pipeline.config import load_config, merge, proof_fractions, site_b_render, validate
 from pipeline.proof import start_model
@@ -100,8 +102,23 @@ def train_outputs(folder):
 COMPARE_METRICS = {v: f"{OUT}/variants/{v}/eval/metrics.json" for v in MODE_VARIANTS + SIZE_VARIANTS}
 if config["compare"]["zero_shot"]:
     COMPARE_METRICS["zero_shot"] = f"{OUT}/variants/zero_shot/eval/metrics.json"
-if config["evaluate"]["real_ann"]:
-    COMPARE_METRICS["real"] = f"{OUT}/eval_real/metrics.json"
+
+# A site's own labelled sets (`datasets:`), by name; those evaluated get their own report section.
+REAL = config["datasets"]
+REAL_EVAL = [name for name, entry in REAL.items() if entry["evaluate"]]
+
+
+@functools.lru_cache(maxsize=None)
+def _listed_images(ann, images):
+    """Every image file a COCO export lists (read once per file per Snakemake run)."""
+    with open(ann) as f:
+        return [str(Path(images) / im["file_name"]) for im in json.load(f)["images"]]
+
+
+def real_images(wildcards):
+    """Input function: the images of real set `wildcards.dataset`, so replacing a frame reruns what read it."""
+    entry = REAL[wildcards.dataset]
+    return _listed_images(entry["ann"], entry["images"])
 
 
 def dir_of(key):

@@ -1,5 +1,5 @@
 # Model half: weights -> train -> evaluate -> report, plus the comparisons of `compare:`
-# (transfer modes, data-efficiency, zero-shot general model) and an optional real-photo evaluation.
+# (transfer modes, data-efficiency, zero-shot general model). A site's real sets: workflow/rules/real.smk.
 
 # (WEIGHTS/SUBSET/TRAIN/EVAL shells are shared with the proof experiment, workflow/rules/proof.smk.)
 WEIGHTS_SHELL = (
@@ -206,34 +206,6 @@ rule zero_shot:
         EVAL_SHELL
 
 
-rule evaluate_real:
-    """The main model on real photos (evaluate.real_ann): the sim-to-real gap."""
-    input:
-        checkpoint=f"{OUT}/train/{EVAL_CKPT}",
-        ann=config["evaluate"]["real_ann"] or "evaluate.real_ann is not set",
-    output:
-        metrics=f"{OUT}/eval_real/metrics.json",
-        predictions=f"{OUT}/eval_real/predictions.json",
-    params:
-        py=PY,
-        source=checkpoint_arg,
-        eval=cfg_json("evaluate"),
-        model=cfg_json("model"),
-        out_dir=dir_of("metrics"),
-        root=config["evaluate"]["real_image_root"],
-    conda:
-        ENV
-    log:
-        f"{OUT}/logs/evaluate_real.log",
-    benchmark:
-        f"{OUT}/benchmarks/evaluate_real.tsv"
-    threads: job_threads("evaluate")
-    resources:
-        **job_resources("evaluate"),
-    shell:
-        EVAL_SHELL
-
-
 rule compare_modes:
     """Target: every transfer mode of compare.transfer_modes trained and evaluated."""
     input:
@@ -258,6 +230,9 @@ rule report:
         people=f"{OUT}/report/pedestrian_sheet.png",
         jacks=f"{OUT}/report/pallet_jack_sheet.png",
         compare=list(COMPARE_METRICS.values()),
+        # each real set's prepared file, summary and evaluation: its own section of the report
+        real=[f"{OUT}/real/{n}/{f}" for n in REAL_EVAL for f in ("ann.json", "summary.json", "eval/metrics.json",
+                                                                  "eval/predictions.json")],
         manifests=expand(rules.render.output.manifest, shard=SHARDS),  # their provenance: render config, seed
     output:
         html=report(f"{OUT}/report/index.html", category="Evaluation"),
@@ -268,10 +243,12 @@ rule report:
         report=cfg_json("report"),
         # for the provenance: the sections no earlier stage records beside its output (train/provenance.json
         # holds train/model/classes/weights, the manifests render/seed); each already reruns the report
-        run=json.dumps({k: config[k] for k in ("annotate", "split", "evaluate")}, sort_keys=True),
+        run=json.dumps({k: config[k] for k in ("annotate", "split", "evaluate", "datasets")}, sort_keys=True),
         root=root_of("ann"),
         title=f"hangar-synth: {NAME} ({EVAL_SPLIT} split)",
         compare=" ".join(shlex.quote(f"{name}={path}") for name, path in COMPARE_METRICS.items()),
+        real=" ".join(shlex.quote(f"{n}={OUT}/real/{n}") for n in REAL_EVAL),
+        real_images=" ".join(shlex.quote(f"{n}={REAL[n]['images']}") for n in REAL_EVAL),
     conda:
         ENV
     log:
@@ -286,5 +263,5 @@ rule report:
         " --metrics-csv {input.curve:q} --ann {input.ann:q} --train-json {input.train:q} --image-root {params.root:q}"
         " --contact-sheet {input.sheet:q} --people-sheet {input.people:q} --jack-sheet {input.jacks:q} --report-cfg {params.report:q} --title {params.title:q}"
         " --run-cfg {params.run:q} --manifests {input.manifests:q}"
-        " --compare {params.compare} --out {output.html:q} --summary {output.summary:q}"
+        " --compare {params.compare} --real {params.real} --real-images {params.real_images} --out {output.html:q} --summary {output.summary:q}"
         " --metrics-out {output.metrics:q} > {log:q} 2>&1"
