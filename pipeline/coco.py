@@ -166,11 +166,12 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def check_coco(coco: dict[str, Any], source: str | Path) -> None:
-    """Reject COCO data the trainer would choke on; the message names the file and the record."""
+def check_references(coco: dict[str, Any], source: str | Path) -> dict[int, dict[str, Any]]:
+    """The three COCO lists exist, ids are unique and every annotation names a listed image and
+    category; returns the images by id. The message names the file and the record."""
     for key in ("images", "annotations", "categories"):
         if not isinstance(coco.get(key), list):
-            raise ValueError(f"{source}: missing or non-list '{key}'")
+            raise ValueError(f"{source}: missing or non-list '{key}' (is this a COCO instances file?)")
     cat_ids = {c["id"] for c in coco["categories"]}
     images = {}
     for im in coco["images"]:
@@ -187,6 +188,14 @@ def check_coco(coco: dict[str, Any], source: str | Path) -> None:
             raise ValueError(f"{where}: image_id {ann['image_id']} is not in images")
         if ann["category_id"] not in cat_ids:
             raise ValueError(f"{where}: category_id {ann['category_id']} not in categories {sorted(cat_ids)}")
+    return images
+
+
+def check_coco(coco: dict[str, Any], source: str | Path) -> None:
+    """Reject COCO data the trainer would choke on; the message names the file and the record."""
+    images = check_references(coco, source)
+    for ann in coco["annotations"]:
+        where = f"{source}: annotation {ann.get('id')}"
         im = images[ann["image_id"]]
         x, y, w, h = ann["bbox"]
         if x < 0 or y < 0 or x + w > im["width"] + 1e-3 or y + h > im["height"] + 1e-3:

@@ -20,34 +20,13 @@ import argparse
 import json
 import logging
 from collections import Counter
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pipeline.coco import categories, segmentation_rle
+from pipeline.coco import categories, check_references, segmentation_rle
 from pipeline.io import read_json, write_json
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class RealSet:
-    """One `datasets:` entry: where its images and COCO file are and how its names map to ours."""
-    name: str
-    ann: Path
-    images: Path
-    category_map: dict[str, str]
-    unmapped: str = "drop"
-    evaluate: bool = True
-
-
-def real_sets(config: dict[str, Any]) -> dict[str, RealSet]:
-    """The config's named real datasets (`datasets:`), in config order."""
-    out = {}
-    for name, e in (config.get("datasets") or {}).items():
-        out[name] = RealSet(name, Path(e["ann"]), Path(e["images"]), dict(e.get("category_map") or {}),
-                            e.get("unmapped", "drop"), e.get("evaluate", True))
-    return out
 
 
 def _category_targets(cats: list[dict[str, Any]], classes: list[str], category_map: dict[str, str],
@@ -75,34 +54,20 @@ def normalize(coco: dict[str, Any], classes: list[str], category_map: dict[str, 
               unmapped: str = "drop") -> tuple[dict[str, Any], dict[str, Any]]:
     """(COCO dict in our categories, summary of what was kept, clipped and dropped); see the module doc."""
     source = str(source)
-    for key in ("images", "annotations", "categories"):
-        if not isinstance(coco.get(key), list):
-            raise ValueError(f"{source}: missing or non-list '{key}' (is this a COCO instances file?)")
+    check_references(coco, source)
     target, left_out = _category_targets(coco["categories"], classes, category_map, source)
     if left_out and unmapped == "error":
         raise ValueError(f"{source}: categories {left_out} map to none of the classes {classes}: add them to "
                          f"category_map or set unmapped: drop")
     ours = {c["name"]: c["id"] for c in categories(classes)}
     their_name = {c["id"]: c["name"] for c in coco["categories"]}
-    images, seen_images = [], set()
-    for im in coco["images"]:
-        if im["id"] in seen_images:
-            raise ValueError(f"{source}: duplicate image id {im['id']}")
-        seen_images.add(im["id"])
-        images.append({k: im[k] for k in ("id", "file_name", "width", "height")})
+    images = [{k: im[k] for k in ("id", "file_name", "width", "height")} for im in coco["images"]]
     size = {im["id"]: (im["width"], im["height"]) for im in images}
     dropped: Counter = Counter()
     clipped = 0
-    annotations, seen_anns = [], set()
+    annotations = []
     for a in coco["annotations"]:
         where = f"{source}: annotation {a.get('id')}"
-        if a["id"] in seen_anns:
-            raise ValueError(f"{source}: duplicate annotation id {a['id']}")
-        seen_anns.add(a["id"])
-        if a["image_id"] not in size:
-            raise ValueError(f"{where}: image_id {a['image_id']} is not in images")
-        if a["category_id"] not in their_name:
-            raise ValueError(f"{where}: category_id {a['category_id']} is not in categories")
         if a["category_id"] not in target:
             dropped[f"category {their_name[a['category_id']]!r}"] += 1
             continue
