@@ -229,8 +229,9 @@ def add_portals(shell: dict, half: float, height: float, sill: float, top: float
         data.cycles.is_portal = True
         obj = bpy.data.objects.new(f"portal_{i}", data)
         obj.location = centre
-        # an area light faces its local -Z; windows keep local Y up, so size_y spans the window band
-        obj.rotation_euler = (0.0, 0.0, 0.0) if n.z else n.to_track_quat("-Z", "Z").to_euler()
+        # an area light faces its local -Z; a window portal's local Y points up (world Z), so size spans
+        # the wall along the floor and size_y the window band (sill to top)
+        obj.rotation_euler = (0.0, 0.0, 0.0) if n.z else n.to_track_quat("-Z", "Y").to_euler()
         bpy.context.scene.collection.objects.link(obj)
 
 

@@ -342,11 +342,14 @@ from blender.spec import sample_scene
 from tests.conftest import tiny_render_cfg
 cfg = tiny_render_cfg(skylight_prob=1.0, windows_per_wall=[2, 2])
 spec = sample_scene(np.random.default_rng([0, 0, 0]), cfg, "p")
-out = {"skylights": spec.shell["skylights"], "windows": spec.shell["windows"], "height": spec.shell["height_m"]}
+out = {"skylights": spec.shell["skylights"], "windows": spec.shell["windows"], "height": spec.shell["height_m"],
+       "sill": spec.shell["window_sill_m"], "window_height": spec.shell["window_height_m"]}
 for portals in (False, True):
     build_scene(spec, portals)
     lights = [o for o in bpy.data.objects if o.type == "LIGHT" and o.data.cycles.is_portal]
     out[str(portals)] = [{"loc": list(o.location), "facing": list(o.matrix_world.to_3x3() @ Vector((0, 0, -1))),
+                          "x": list(o.matrix_world.to_3x3() @ Vector((1, 0, 0))),
+                          "y": list(o.matrix_world.to_3x3() @ Vector((0, 1, 0))),
                           "size": [o.data.size, o.data.size_y], "energy": o.data.energy} for o in lights]
 print("PORTALS" + json.dumps(out))
 """
@@ -374,6 +377,15 @@ def test_light_portals_fill_the_openings_and_face_into_the_hall():
             assert abs(abs(loc[axis]) - HALL_M / 2) < 1e-5 and 0 < loc[2] < out["height"], p
             inward = np.zeros(3)
             inward[axis] = -np.sign(loc[axis])
+            # size along the wall, size_y (local Y) up: the rectangle covers the wall's windows (sill to top)
+            along = np.zeros(3)
+            along[1 - axis] = 1.0
+            assert np.allclose(p["y"], [0, 0, 1], atol=1e-6) and abs(abs(np.dot(p["x"], along)) - 1) < 1e-6, p
+            side = {(0, 1): "E", (0, -1): "W", (1, 1): "N", (1, -1): "S"}[axis, int(np.sign(loc[axis]))]
+            assert abs(p["size"][1] - out["window_height"]) < 1e-5 and abs(loc[2] - p["size"][1] / 2 - out["sill"]) < 1e-5
+            for wall, u, width in windows:
+                if wall == side:
+                    assert abs(u - loc[1 - axis]) <= (p["size"][0] - width) / 2 + 1e-5, (p, u, width)
         else:  # a skylight: in the roof, facing down
             assert abs(loc[2] - out["height"]) < 1e-5, p
             inward = np.array([0.0, 0.0, -1.0])
