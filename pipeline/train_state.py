@@ -2,7 +2,7 @@
 
 A run resumes only its own checkpoint: last.pth carries the run's key (train and model settings,
 classes, base weights with their checksum, content hashes of the training and validation files,
-and the training code), and a checkpoint with another key is not resumed (`mismatch` says why).
+the DDP world size and the training code), and a checkpoint with another key is not resumed (`mismatch` says why).
 
 Model, optimizer, lr scheduler, GradScaler, weight EMA, the schedule position (epoch, batch in
 epoch) and the RNG of every process (CPU and CUDA). Augmentations need no RNG of their own: each
@@ -11,7 +11,6 @@ the data workers need.
 """
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
@@ -21,8 +20,6 @@ import torch
 
 from pipeline import distributed
 from pipeline.io import file_sha256, files_sha256
-
-log = logging.getLogger(__name__)
 
 
 # The modules a training run executes (data, model, loop, validation): an edit to one of them, then
@@ -121,10 +118,6 @@ def restore(state: dict[str, Any], model, optimizer, scheduler, scaler, ema, dis
             raise ValueError("checkpoint has no EMA state but train.ema_decay is set (the config check should "
                              "have started afresh)")
         ema.load_state_dict(state["ema"])
-    rngs = state["rng"]
-    if len(rngs) == dist.world:
-        set_rng_state(rngs[dist.rank], device)
-    else:
-        log.warning("checkpoint was written by %d processes, this run has %d: RNG streams reseeded, the resumed "
-                    "run is not bit-identical to an uninterrupted one", len(rngs), dist.world)
+    # one RNG state per process: a checkpoint of another world size is another run (run_key), never restored
+    set_rng_state(state["rng"][dist.rank], device)
     return Position(state["iteration"], state["epoch"], state["batch_in_epoch"])
