@@ -144,14 +144,17 @@ def test_multi_gpu_training_launches_torchrun(tmp_path):
     assert train["resources"]["gpu"] == 1 and "--nproc_per_node 1 -m pipeline train" in train["shell"]
 
 
-def test_slurm_profile_packs_render_shards_into_group_jobs(tmp_path):
-    """profiles/slurm: render and annotate of a shard are one group, 4 shards per sbatch job."""
+def test_slurm_profile_groups_render_and_annotate_of_a_shard(tmp_path):
+    """profiles/slurm: render and annotate of a shard are one sbatch job, one shard per job (the plugin runs
+    a group's shards one after another), site B's shards in a group of their own."""
     profile = yaml.safe_load((REPO / "profiles/slurm/config.yaml").read_text())
     assert "default-resources" not in profile and "set-resources" not in profile  # numbers: the config's table
+    assert profile["group-components"] == ["shard=1", "proof_shard=1"]
     configs = [str(REPO / "configs/default.yaml")]
-    res = subprocess.run([sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "-n", "--directory",
-                          str(tmp_path), "--profile", str(REPO / "profiles/slurm"), "--configfile", *configs],
-                         capture_output=True, text=True, timeout=300)
+    res = subprocess.run([sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "all", "proof", "-n",
+                          "--directory", str(tmp_path), "--profile", str(REPO / "profiles/slurm"),
+                          "--configfile", *configs], capture_output=True, text=True, timeout=300)
     assert res.returncode == 0, res.stderr[-3000:]
-    shards = resolved(None)["render"]["shards"]
-    assert res.stdout.count("Group job shard") == -(-shards // 4)  # 12 shards: 3 jobs
+    cfg = resolved(None)
+    assert res.stdout.count("Group job shard ") == cfg["render"]["shards"]
+    assert res.stdout.count("Group job proof_shard ") == cfg["proof"]["shards"]

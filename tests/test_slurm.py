@@ -22,7 +22,7 @@ CLUSTER = REPO / "tests" / "cluster"
 # smoke config, as a user gives configs/cluster.yaml; the shipped profile, unchanged.
 CLUSTER_RESOURCES = yaml.safe_load((REPO / "configs/cluster_test.yaml").read_text())["resources"]
 TABLE = load_config(REPO / "configs/smoke.yaml", {"resources": CLUSTER_RESOURCES})["resources"]  # with defaults
-# rule -> its kind in the table; render and annotate of both shards run as one group job (profiles/slurm)
+# rule -> its kind in the table; render and annotate of a shard run as one group job (profiles/slurm)
 KINDS = {"contact_sheet": "report", "crop_sheet": "report", "train": "train", "evaluate": "evaluate",
          "report": "report"}
 SHARD_GROUP = "shard_annotate_render"
@@ -68,26 +68,26 @@ def test_smoke_workflow_runs_through_slurm_and_matches_local_run(slurm_cluster, 
               "--jobs", "4")
     log = res.stdout + res.stderr
     submitted = re.findall(r"submitted with SLURM jobid (\d+) \(log: \S*/(?:rule|group)_(\w+?)[/.]", log)
-    # Every non-local rule went through sbatch: render and annotate of both shards in ONE group job
-    # (profiles/slurm: group-components shard=4), the others one job each (people and jack sheets: 2).
+    # Every non-local rule went through sbatch: render and annotate of a shard in one group job (2 shards:
+    # 2 jobs; profiles/slurm: group-components shard=1), the others one job each (people and jack sheets: 2).
     names = [name for _, name in submitted]
-    assert sorted(names) == sorted([SHARD_GROUP, "contact_sheet", "crop_sheet", "crop_sheet", "train", "evaluate",
-                                    "report"]), log[-3000:]
+    assert sorted(names) == sorted([SHARD_GROUP, SHARD_GROUP, "contact_sheet", "crop_sheet", "crop_sheet", "train",
+                                    "evaluate", "report"]), log[-3000:]
     jobcomp = Path("/var/log/slurm/jobcomp.log").read_text()
     for job_id, name in submitted:
         job = scontrol_job(job_id)
         assert job["JobState"] == "COMPLETED" and job["Comment"].startswith(f"rule_{name}"), (job_id, job)
         assert re.search(rf"^JobId={job_id} .*JobState=COMPLETED", jobcomp, re.M), job_id
         if name == SHARD_GROUP:
-            # the two shards side by side (threads and memory summed), then their annotations (runtime added);
-            # no GPU: render.device is auto, so the render kind, in the default partition
-            want = {"partition": "main", "cpus": 2 * TABLE["render"]["threads"], "tasks": 1,
-                    "mem_mb": 2 * TABLE["render"]["mem_mb"], "gpus": "",
+            # render, then annotate: the larger of their CPUs and memory, their runtimes added; no GPU:
+            # render.device is auto, so the render kind, in the default partition
+            want = {"partition": "main", "cpus": max(TABLE["render"]["threads"], TABLE["annotate"]["threads"]),
+                    "tasks": 1, "mem_mb": max(TABLE["render"]["mem_mb"], TABLE["annotate"]["mem_mb"]), "gpus": "",
                     "minutes": TABLE["render"]["runtime_min"] + TABLE["annotate"]["runtime_min"]}
         else:
             want = expected_request(KINDS[name])
         assert sbatch_request(job) == want, (name, job)
-    # The group job rendered and annotated both shards (their logs are written by the jobs inside it).
+    # The group jobs rendered and annotated both shards (their logs are written by the jobs inside them).
     out = cluster / "results/smoke"
     for shard in ("000", "001"):
         assert "rendering 2" in (out / f"logs/render/shard_{shard}.log").read_text()
