@@ -128,6 +128,16 @@ def validate(cfg: dict[str, Any], source: str = "<config>") -> dict[str, Any]:
     for kind, res in cfg["resources"].items():
         if isinstance(res, dict) and res.get("gpu_model") and not res["gpus"]:
             raise ConfigError(f"{source}: resources.{kind}.gpu_model: {res['gpu_model']!r} needs gpus > 0, got 0")
+    # profiles/slurm runs annotate in its shard's render job (one group job: one partition)
+    render_kind = "render_gpu" if cfg["render"]["device"] == "GPU" else "render"
+    annotate_partition, render_partition = cfg["resources"]["annotate"].get("partition"), job_partition(
+        cfg["resources"], render_kind)
+    if annotate_partition and annotate_partition != render_partition:
+        raise ConfigError(f"{source}: resources.annotate.partition: {annotate_partition!r} differs from the partition "
+                          f"of the render jobs it runs with ({render_partition or 'the default partition'!r}, "
+                          f"resources.{render_kind}): annotate runs in its shard's render job (profiles/slurm "
+                          f"groups them), which has one partition; remove resources.annotate.partition "
+                          f"(annotate takes the render's) or set resources.{render_kind}.partition")
     _validate_proof(cfg, source)
     return cfg
 
@@ -186,6 +196,12 @@ def site_b_render(cfg: dict[str, Any]) -> dict[str, Any]:
     total = max(proof["train_images"]) + proof["val_images"] + proof["test_images"]
     return merge(cfg["render"], {**proof["site_b"], "shards": proof["shards"],
                                  "images_per_shard": -(-total // proof["shards"])})
+
+
+def job_partition(resources: dict[str, Any], kind: str) -> str:
+    """The SLURM partition of jobs of `kind` by the `resources` table (empty: the cluster's default)."""
+    res = resources[kind]
+    return res.get("partition") or resources["gpu_partition" if res["gpus"] else "cpu_partition"]
 
 
 def proof_fractions(cfg: dict[str, Any]) -> dict[str, float]:

@@ -78,6 +78,16 @@ def test_defaults_filled_from_schema():
     ({"resources": {"gpu_partition": "gpu a100"}}, ["resources.gpu_partition", "gpu a100"]),
     ({"resources": {"evaluate": {"gpus": 0, "gpu_model": "a100"}}}, ["resources.evaluate.gpu_model", "gpus > 0"]),
     ({"resources": {"train": {"gpu_model": "a'100"}}}, ["resources.train.gpu_model"]),
+    # annotate runs in its shard's render job (profiles/slurm), which has one partition
+    ({"resources": {"annotate": {"partition": "short"}}},
+     ["resources.annotate.partition", "'short'", "the default partition", "resources.render.partition"]),
+    ({"resources": {"cpu_partition": "cpu", "annotate": {"partition": "short"}}},
+     ["resources.annotate.partition", "'cpu'", "resources.render)"]),
+    ({"render": {"device": "GPU"}, "resources": {"gpu_partition": "gpu", "annotate": {"partition": "cpu"}}},
+     ["resources.annotate.partition", "'gpu'", "resources.render_gpu.partition"]),
+    ({"proof": {"site_b": {"device": "GPU"}}, "resources": {"annotate": {"partition": "cpu"}, "cpu_partition": "cpu",
+                                                            "gpu_partition": "gpu"}},
+     ["proof.site_b over render", "resources.annotate.partition", "resources.render_gpu"]),
 ])
 def test_bad_values_name_the_key(over, words):
     with pytest.raises(ConfigError) as err:
@@ -155,6 +165,13 @@ def test_resources_kinds_given_in_part_keep_their_other_defaults():
     assert res["evaluate"]["gpus"] == 1 and res["render"]["gpus"] == 0  # untouched kinds: the schema's
     # a mapping whose default is not a record is still replaced whole (an empty map means none)
     assert validate(base(compare={"zero_shot_map": {}}))["compare"]["zero_shot_map"] == {}
+
+
+def test_annotate_partition_may_only_name_its_renders():
+    """resources.annotate.partition, when given, must be the partition of the render jobs it runs with."""
+    cfg = validate(base(resources={"cpu_partition": "cpu", "annotate": {"partition": "cpu"}}))
+    assert cfg["resources"]["annotate"]["partition"] == "cpu"
+    validate(base(resources={"render": {"partition": "long"}, "annotate": {"partition": "long"}}))
 
 
 @pytest.mark.parametrize("overlay", ["cluster", "cluster_test"])

@@ -2,7 +2,7 @@
 import functools
 
 from blender.frame_key import asset_files, code_files
-from pipeline.config import load_config, merge, proof_fractions, site_b_render, validate
+from pipeline.config import job_partition, load_config, merge, proof_fractions, site_b_render, validate
 from pipeline.proof import start_model
 from snakemake.settings.types import DeploymentMethod
 
@@ -41,8 +41,7 @@ def resource_kind(kind, render_cfg=None):
 
 def partition_of(kind):
     """The SLURM partition of `kind` (empty: the cluster's default)."""
-    res = RESOURCES[kind]
-    return res.get("partition") or RESOURCES["gpu_partition" if res["gpus"] else "cpu_partition"]
+    return job_partition(RESOURCES, kind)
 
 
 def job_threads(kind, render_cfg=None):
@@ -59,15 +58,15 @@ def job_resources(kind, render_cfg=None):
     one core, shows it too), gpu (--gpus; locally counted against --resources gpu=N), gpu_model
     (--gpus=<model>:N), slurm_partition (-p), slurm_extra. A GPU job is one task (tasks_per_gpu=0; the
     plugin's default is a task per GPU): torchrun starts the processes. annotate takes the partition of its
-    shard's render unless it has its own: profiles/slurm runs both in one group job, which has one partition."""
+    shard's render: profiles/slurm runs both in one group job, which has one partition (the config check
+    refuses a resources.annotate.partition that differs)."""
     entry = resource_kind(kind, render_cfg)
     res = RESOURCES[entry]
     out = {"mem_mb": res["mem_mb"], "runtime": res["runtime_min"], "cpus_per_task": job_threads(kind, render_cfg),
            "gpu": res["gpus"]}
     if res["gpus"]:
         out["tasks_per_gpu"] = 0
-    partition = partition_of(resource_kind("render", render_cfg) if kind == "annotate" and not res.get("partition")
-                             else entry)
+    partition = partition_of(resource_kind("render", render_cfg) if kind == "annotate" else entry)
     if partition:
         out["slurm_partition"] = partition
     for key in ("gpu_model", "slurm_extra"):
