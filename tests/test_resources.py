@@ -144,6 +144,21 @@ def test_multi_gpu_training_launches_torchrun(tmp_path):
     assert train["resources"]["gpu"] == 1 and "--nproc_per_node 1 -m pipeline train" in train["shell"]
 
 
+def test_set_threads_reaches_cpus_per_task(tmp_path):
+    """--set-threads changes what sbatch gets (cpus_per_task follows the job's threads); a dry run caps
+    threads at its --cores, hence the README's --cores in its dry run."""
+    target = ("results/default/coco/shard_000.json",)
+    for args, cpus in ((("--cores", "64", "--set-threads", "render=8"), 8), (("--cores", "64"), 4),
+                       (("--set-threads", "render=8"), 1)):
+        jobs = dry_run(tmp_path, None, *args, targets=target)
+        render = next(j for j in jobs if j["rule"] == "render")
+        assert render["resources"]["cpus_per_task"] == cpus and render["threads"] == cpus, args
+        assert f"--threads {cpus} " in render["shell"]
+    jobs = dry_run(tmp_path, None, "--profile", str(REPO / "profiles/slurm"), "--cores", "1024", "--set-threads",
+                   "render=8", "annotate=2", targets=target)
+    assert {j["rule"]: j["resources"]["cpus_per_task"] for j in jobs} == {"render": 8, "annotate": 2}
+
+
 def test_slurm_profile_groups_render_and_annotate_of_a_shard(tmp_path):
     """profiles/slurm: render and annotate of a shard are one sbatch job, one shard per job (the plugin runs
     a group's shards one after another), site B's shards in a group of their own."""

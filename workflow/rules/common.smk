@@ -54,15 +54,15 @@ def job_threads(kind, render_cfg=None):
 def job_resources(kind, render_cfg=None):
     """resources of a job of `kind` (render and annotate with the shard's render section), named as
     snakemake-executor-plugin-slurm turns them into sbatch options: mem_mb (--mem), runtime (-t, minutes),
-    cpus_per_task (--cpus-per-task, the rule's threads, stated so that a dry run, which caps threads at its
-    one core, shows it too), gpu (--gpus; locally counted against --resources gpu=N), gpu_model
+    cpus_per_task (--cpus-per-task: the job's threads, also as --set-threads changes them; a dry run caps
+    threads at its --cores), gpu (--gpus; locally counted against --resources gpu=N), gpu_model
     (--gpus=<model>:N), slurm_partition (-p), slurm_extra. A GPU job is one task (tasks_per_gpu=0; the
     plugin's default is a task per GPU): torchrun starts the processes. annotate takes the partition of its
     shard's render: profiles/slurm runs both in one group job, which has one partition (the config check
     refuses a resources.annotate.partition that differs)."""
     entry = resource_kind(kind, render_cfg)
     res = RESOURCES[entry]
-    out = {"mem_mb": res["mem_mb"], "runtime": res["runtime_min"], "cpus_per_task": job_threads(kind, render_cfg),
+    out = {"mem_mb": res["mem_mb"], "runtime": res["runtime_min"], "cpus_per_task": lambda wildcards, threads: threads,
            "gpu": res["gpus"]}
     if res["gpus"]:
         out["tasks_per_gpu"] = 0
