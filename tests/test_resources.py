@@ -113,7 +113,7 @@ def test_every_rule_takes_threads_and_resources_from_its_kind(tmp_path, overlay)
     render = next(j for j in jobs if j["rule"] == "render")
     assert f"--threads {table['render']['threads']} " in render["shell"]
     trains = [j for j in jobs if KINDS[j["rule"]] == "train"]
-    assert all(" -m pipeline train " in j["shell"] and "torch.distributed.run" not in j["shell"] for j in trains)
+    assert all(launched(j, tmp_path)[:4] == ["-m", "pipeline", "train", "--train-json"] for j in trains)
 
 
 def test_gpu_render_and_render_threads(tmp_path):
@@ -130,18 +130,35 @@ def test_gpu_render_and_render_threads(tmp_path):
     assert annotate["resources"]["slurm_partition"] == "gpu" and annotate["resources"]["gpu"] == 0
 
 
+def launched(job: dict, workdir: Path) -> list[str]:
+    """The command line a training job's shell starts (its interpreter replaced by echo, run in bash)."""
+    (workdir / Path(job["shell"].rsplit("> ", 1)[1].split()[0]).parent).mkdir(parents=True, exist_ok=True)
+    shell = job["shell"].replace(sys.executable, "echo").replace(" 2>&1", "").rsplit("> ", 1)[0]
+    res = subprocess.run(["bash", "-euo", "pipefail", "-c", shell], cwd=workdir, capture_output=True, text=True)
+    assert res.returncode == 0, res.stderr
+    return res.stdout.split()
+
+
 def test_multi_gpu_training_launches_torchrun(tmp_path):
     """train gpus > 1: every training (main, comparisons, proof runs) is one torchrun job with a process
-    per GPU; under profiles/local (--resources gpu=1) Snakemake gives it the one GPU there is."""
+    per GPU, decided when the job runs from the GPUs it got: --set-resources train:gpu=N starts N
+    processes too, and under profiles/local (--resources gpu=1) the one GPU there is gets plain python."""
     overlay = {"resources": {"train": {"gpus": 2}}}
     trains = [j for j in dry_run(tmp_path, overlay, "--cores", "8") if KINDS[j["rule"]] == "train"]
     assert {j["rule"] for j in trains} == {"train", "train_variant", "proof_train"}
     for job in trains:
         assert job["resources"]["gpu"] == 2 and job["resources"]["tasks_per_gpu"] == 0
-        assert " -m torch.distributed.run --standalone --nproc_per_node 2 -m pipeline train " in job["shell"], job
-    local = dry_run(tmp_path, overlay, "--profile", str(REPO / "profiles/local"), targets=("results/default/train/model_final.pth",))
+        argv = launched(job, tmp_path)
+        assert argv[:8] == ["-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", "-m",
+                            "pipeline", "train"] and argv[8] == "--train-json", (job, argv)
+    target = ("results/default/train/model_final.pth",)
+    local = dry_run(tmp_path, overlay, "--profile", str(REPO / "profiles/local"), targets=target)
     train = next(j for j in local if j["rule"] == "train")
-    assert train["resources"]["gpu"] == 1 and "--nproc_per_node 1 -m pipeline train" in train["shell"]
+    assert train["resources"]["gpu"] == 1 and launched(train, tmp_path)[:4] == ["-m", "pipeline", "train", "--train-json"]
+    # the table says one GPU, the command line two: torchrun with 2 processes
+    over = dry_run(tmp_path, None, "--cores", "8", "--set-resources", "train:gpu=2", targets=target)
+    train = next(j for j in over if j["rule"] == "train")
+    assert train["resources"]["gpu"] == 2 and launched(train, tmp_path)[3:5] == ["--nproc_per_node", "2"]
 
 
 def test_set_threads_reaches_cpus_per_task(tmp_path):

@@ -75,9 +75,12 @@ def job_resources(kind, render_cfg=None):
     return out
 
 
-# Training with more than one GPU: one model, one torchrun process per GPU of the job (DDP, pipeline/train.py).
-TRAIN_LAUNCH = ("{params.py:q} -m torch.distributed.run --standalone --nproc_per_node {resources.gpu} -m pipeline train"
-                if RESOURCES["train"]["gpus"] > 1 else "{params.py:q} -m pipeline train")
+# How a training job starts, decided when it runs from the GPUs it got ({resources.gpu}: the table's
+# train.gpus, or --set-resources train:gpu=N, or fewer under profiles/local's --resources gpu=1): with
+# more than one, torchrun starts a process per GPU (one model, DDP: pipeline/train.py); else plain python.
+TRAIN_LAUNCH = ('launch="-m pipeline train"; if [ {resources.gpu} -gt 1 ]; then'
+                ' launch="-m torch.distributed.run --standalone --nproc_per_node {resources.gpu} $launch"; fi;'
+                " {params.py:q} $launch")
 
 
 def render_inputs(render_cfg):
