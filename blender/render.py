@@ -398,9 +398,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--threads", type=int, default=0,
                     help="Cycles threads when render.threads is 0 (the workflow passes the job's threads); "
                          "0: every core")
+    ap.add_argument("--kernel-cache-dir",
+                    help="GPU kernel cache folder, instead of render.kernel_cache_dir (the workflow passes it apart "
+                         "from --render-json: it changes no output, so it is no param that reruns the job)")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     cfg = json.loads(args.render_json)
+    if args.kernel_cache_dir is not None:
+        cfg["kernel_cache_dir"] = args.kernel_cache_dir
     specs = seed_keys = None
     if args.specs:
         items = json.loads(args.specs.read_text())

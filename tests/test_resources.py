@@ -112,6 +112,7 @@ def test_every_rule_takes_threads_and_resources_from_its_kind(tmp_path, overlay)
     # Cycles gets the render job's threads; one GPU per training: plain python, no torchrun
     render = next(j for j in jobs if j["rule"] == "render")
     assert f"--threads {table['render']['threads']} " in render["shell"]
+    assert '"threads": 0' in render["shell"] and '"kernel_cache_dir": ""' in render["shell"]  # no params of it
     trains = [j for j in jobs if KINDS[j["rule"]] == "train"]
     assert all(launched(j, tmp_path)[:4] == ["-m", "pipeline", "train", "--train-json"] for j in trains)
 

@@ -140,6 +140,28 @@ def test_asset_files_and_scene_code_are_render_inputs(tmp_path):
     assert "Updated input files" in plan()
 
 
+def test_render_threads_and_kernel_cache_rerun_nothing(tmp_path):
+    """render.threads and render.kernel_cache_dir change no pixel (blender/frame_key.py leaves them out of a
+    frame's key): editing them plans no rerun of render or of what reads its shards; a drawn setting does."""
+    target = ["results/smoke/coco/shard_000.json"]
+    one = {"shards": 1, "images_per_shard": 1}
+    smk(tmp_path, write_config(tmp_path, render=one), "--cores", "2", targets=target)  # metadata of a real run
+
+    def plan(render=None):
+        return smk(tmp_path, write_config(tmp_path, render={**one, **(render or {})}), "-n", "--cores", "8",
+                   targets=target).stdout
+
+    assert "Nothing to be done" in plan()
+    for render in ({"threads": 3}, {"kernel_cache_dir": "/scratch/kernels"}, {"threads": 2, "kernel_cache_dir": "x"}):
+        assert "Nothing to be done" in plan(render=render), render
+    changed = plan(render={"samples": 5})
+    assert "rule render:" in changed and "rule annotate:" in changed and "Params have changed" in changed
+    # the job still gets them: Cycles' threads and the kernel cache folder on its command line
+    dry = smk(tmp_path, write_config(tmp_path, render={**one, "threads": 3, "kernel_cache_dir": "$TMPDIR/k"}), "-n", "-p",
+              "--cores", "8", "--forcerun", "render", targets=target).stdout
+    assert "--threads 3 --kernel-cache-dir='$TMPDIR/k' " in dry
+
+
 def test_same_config_and_seed_give_byte_identical_dataset(tmp_path):
     runs = [tmp_path / "a", tmp_path / "b"]
     for run in runs:

@@ -59,7 +59,8 @@ def job_resources(kind, render_cfg=None):
     (--gpus=<model>:N), slurm_partition (-p), slurm_extra. A GPU job is one task (tasks_per_gpu=0; the
     plugin's default is a task per GPU): torchrun starts the processes. annotate takes the partition of its
     shard's render: profiles/slurm runs both in one group job, which has one partition (the config check
-    refuses a resources.annotate.partition that differs)."""
+    refuses a resources.annotate.partition that differs). A render job also carries render.kernel_cache_dir,
+    which changes no output, as a resource rather than a param (params trigger reruns)."""
     entry = resource_kind(kind, render_cfg)
     res = RESOURCES[entry]
     out = {"mem_mb": res["mem_mb"], "runtime": res["runtime_min"], "cpus_per_task": lambda wildcards, threads: threads,
@@ -72,7 +73,16 @@ def job_resources(kind, render_cfg=None):
     for key in ("gpu_model", "slurm_extra"):
         if res.get(key):
             out[key] = res[key]
+    if kind == "render":
+        out["kernel_cache_dir"] = render_cfg["kernel_cache_dir"]
     return out
+
+
+def render_params(render_cfg):
+    """params value of a render rule: the render section as JSON without what changes no pixel, so editing
+    it reruns nothing: threads (the job's threads reach Cycles as --threads) and kernel_cache_dir (a
+    resource, --kernel-cache-dir); blender/frame_key.py leaves both out of a frame's key too."""
+    return json.dumps({**render_cfg, "threads": 0, "kernel_cache_dir": ""}, sort_keys=True)
 
 
 # How a training job starts, decided when it runs from the GPUs it got ({resources.gpu}: the table's

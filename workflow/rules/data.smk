@@ -2,7 +2,8 @@
 # (The shell commands are shared with site B of the proof experiment, workflow/rules/proof.smk.)
 RENDER_SHELL = (
     "{params.py:q} -m blender.render --render-json {params.render:q} --seed {params.seed}"
-    " --shard {wildcards.shard} --out {params.shard_dir:q} --threads {threads} > {log:q} 2>&1"
+    " --shard {wildcards.shard} --out {params.shard_dir:q} --threads {threads}"
+    " --kernel-cache-dir={resources.kernel_cache_dir:q} > {log:q} 2>&1"
 )
 ANNOTATE_SHELL = (
     "{params.py:q} -m pipeline annotate {params.shard_dir:q} --classes {params.classes:q}"
@@ -22,7 +23,7 @@ rule render:
         manifest=f"{OUT}/render/shard_{{shard}}/manifest.json",
     params:
         py=PY,
-        render=cfg_json("render"),
+        render=render_params(config["render"]),
         seed=config["seed"],
         shard_dir=lambda wc: f"{OUT}/render/shard_{wc.shard}",
     conda:

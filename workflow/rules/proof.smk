@@ -13,7 +13,7 @@ rule proof_render:
         manifest=f"{SITE_B}/render/shard_{{shard}}/manifest.json",
     params:
         py=PY,
-        render=json.dumps(SITE_B_RENDER, sort_keys=True),
+        render=render_params(SITE_B_RENDER),
         seed=PROOF["seed"],
         shard_dir=lambda wc: f"{SITE_B}/render/shard_{wc.shard}",
     conda:
