@@ -88,6 +88,23 @@ class CocoInstances(torch.utils.data.Dataset):
         return image, target
 
 
+class MixedInstances(torch.utils.data.ConcatDataset):
+    """Two training sets as one (synthetic frames and a site's real ones), each with its share of the
+    samples: `weights()` gives every sample its draw weight for the batch schedule, so a fraction
+    `mix_fraction` of the images training sees comes from `mixed`, however many images each holds."""
+
+    def __init__(self, main: CocoInstances, mixed: CocoInstances, mix_fraction: float) -> None:
+        if not 0 < mix_fraction < 1:
+            raise ValueError(f"mix fraction must be between 0 and 1 (exclusive), got {mix_fraction}")
+        super().__init__([main, mixed])
+        self.parts, self.mix_fraction = (main, mixed), mix_fraction
+        self.images = main.images + mixed.images  # aspect-ratio groups read them
+
+    def weights(self) -> list[float]:
+        main, mixed = self.parts
+        return [(1 - self.mix_fraction) / len(main)] * len(main) + [self.mix_fraction / len(mixed)] * len(mixed)
+
+
 class SeededSamples(torch.utils.data.Dataset):
     """`dataset[idx]` under its own seed: keys are (index, seed) pairs from the batch schedule.
 

@@ -50,7 +50,8 @@ def sample_seed(seed: int, epoch: int, batch: int, position: int) -> int:
 
 
 def batch_schedule(n: int, batch_size: int, seed: int, start_epoch: int, skip: int = 0, rank: int = 0,
-                   world: int = 1, groups: list[int] | None = None) -> Iterator[tuple[int, bool, Keyed]]:
+                   world: int = 1, groups: list[int] | None = None,
+                   weights: list[float] | None = None) -> Iterator[tuple[int, bool, Keyed]]:
     """Endless (epoch, last-batch-of-epoch, [(index, augmentation seed)]) sequence.
 
     Each epoch has its own seeded permutation. `skip` batches of the first epoch are skipped
@@ -58,13 +59,17 @@ def batch_schedule(n: int, batch_size: int, seed: int, start_epoch: int, skip: i
     have seen, with the same augmentation seeds. Under DDP every process draws the same
     permutation and takes its own `batch_size` slice of each global batch of
     `batch_size * world` images; seeds follow the place in the global batch, so processes
-    never share an augmentation stream.
+    never share an augmentation stream. With `weights` (one per sample) an epoch is `n` seeded draws
+    with replacement in proportion to them (torch's WeightedRandomSampler): how a mixed set gives
+    each of its sources a configured share of the batches whatever their sizes.
     """
     step = batch_size * world
     drop_last = n > step
     epoch = start_epoch
     while True:
-        order = torch.randperm(n, generator=torch.Generator().manual_seed(seed * 100003 + epoch)).tolist()
+        gen = torch.Generator().manual_seed(seed * 100003 + epoch)
+        order = (torch.randperm(n, generator=gen) if weights is None else
+                 torch.multinomial(torch.tensor(weights, dtype=torch.float64), n, replacement=True, generator=gen)).tolist()
         chunks = epoch_batches(order, step, drop_last, groups)
         for k in range(skip, len(chunks)):
             keyed = [(idx, sample_seed(seed, epoch, k, pos)) for pos, idx in enumerate(chunks[k])]
@@ -86,7 +91,7 @@ class _ScheduleSampler(torch.utils.data.Sampler):
 
 
 def batches(dataset, batch_size: int, seed: int, workers: int, start_epoch: int, skip: int = 0,
-            rank: int = 0, world: int = 1, groups: list[int] | None = None):
+            rank: int = 0, world: int = 1, groups: list[int] | None = None, weights: list[float] | None = None):
     """Endless (epoch, last-batch-of-epoch, batch) stream following `batch_schedule`.
 
     One DataLoader serves every epoch, so its workers start once and keep prefetching across
@@ -94,7 +99,7 @@ def batches(dataset, batch_size: int, seed: int, workers: int, start_epoch: int,
     augmented under its own schedule seed (SeededSamples): the result does not depend on
     the number of workers.
     """
-    args = (len(dataset), batch_size, seed, start_epoch, skip, rank, world, groups)
+    args = (len(dataset), batch_size, seed, start_epoch, skip, rank, world, groups, weights)
     loader = torch.utils.data.DataLoader(
         SeededSamples(dataset), batch_sampler=_ScheduleSampler(*args), num_workers=workers, collate_fn=collate,
         pin_memory=torch.cuda.is_available(), prefetch_factor=4 if workers else None,

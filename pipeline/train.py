@@ -11,13 +11,14 @@ import platform
 import shutil
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from pipeline import distributed, train_state
-from pipeline.data import CocoInstances, ScaleJitter, train_transforms
+from pipeline.data import CocoInstances, MixedInstances, ScaleJitter, train_transforms
 from pipeline.io import atomic_path, provenance, read_json, remove_stale_temps, write_json
 from pipeline.model import build_model, count_trainable, load_checkpoint, save_checkpoint
 from pipeline.schedule import aspect_groups, batches
@@ -26,6 +27,14 @@ from pipeline.tblog import Board
 log = logging.getLogger(__name__)
 CSV_FIELDS = ["iteration", "epoch", "lr", "loss", "loss_classifier", "loss_box_reg", "loss_mask",
               "loss_objectness", "loss_rpn_box_reg", "images_per_s", "gpu_mem_mb"]
+
+
+@dataclass(frozen=True)
+class Mix:
+    """A second training set mixed into the first: its COCO file, image folder and share of the samples."""
+    ann: Path
+    root: Path
+    fraction: float
 
 
 class NonFiniteLoss(RuntimeError):
@@ -87,18 +96,25 @@ def make_optimizer(cfg: dict[str, Any], model: torch.nn.Module) -> torch.optim.O
 
 
 def training_data(cfg: dict[str, Any], model_cfg: dict[str, Any], classes: list[str], train_json: Path,
-                  image_root: Path) -> tuple[CocoInstances, ScaleJitter | None]:
-    """The augmented training set (labels by class name), and its scale jitter if configured."""
+                  image_root: Path, mix: Mix | None = None) -> tuple[CocoInstances, ScaleJitter | None]:
+    """The augmented training set (labels by class name), and its scale jitter if configured; with `mix`,
+    a second set (a site's real frames) drawn for its configured share of the samples (MixedInstances)."""
     lo, hi = cfg.get("scale_jitter", [1.0, 1.0])
     scale = ScaleJitter(model_cfg["min_size_px"], model_cfg["max_size_px"], lo, hi) if (lo, hi) != (1.0, 1.0) else None
-    dataset = CocoInstances(train_json, image_root,
-                            train_transforms(cfg["hflip_prob"], cfg.get("photometric_prob", 0.0), scale,
-                                             cfg.get("channel_permutation", False)), classes=classes)
-    if len(dataset) == 0:
-        raise ValueError(f"{train_json}: training set is empty")
-    if not dataset.coco["annotations"]:
-        raise ValueError(f"{train_json}: no image in the training set has an object")
-    return dataset, scale
+    transforms = train_transforms(cfg["hflip_prob"], cfg.get("photometric_prob", 0.0), scale,
+                                  cfg.get("channel_permutation", False))
+    sets = [(train_json, image_root)] + ([(mix.ann, mix.root)] if mix else [])
+    parts = [CocoInstances(ann, root, transforms, classes=classes) for ann, root in sets]
+    for (ann, _), part in zip(sets, parts):
+        if len(part) == 0:
+            raise ValueError(f"{ann}: training set is empty")
+        if not part.coco["annotations"]:
+            raise ValueError(f"{ann}: no image in the training set has an object")
+    if mix:
+        log.info("mixed training: %d images of %s and %d of %s, drawn %.0f %% / %.0f %%", len(parts[0]), train_json,
+                 len(parts[1]), mix.ann, 100 * (1 - mix.fraction), 100 * mix.fraction)
+        return MixedInstances(parts[0], parts[1], mix.fraction), scale
+    return parts[0], scale
 
 
 def validate(model, val_ds, device, iteration: int, val_rows: list, val_csv: Path, batch_size: int, workers: int,
@@ -134,7 +150,7 @@ def lr_lambda(warmup: int, total: int):
 
 def train(cfg: dict[str, Any], classes: list[str], model_cfg: dict[str, Any], weights_info: dict[str, Any],
           train_json: Path, image_root: Path, out_dir: Path, stop_after: int | None = None,
-          val_json: Path | None = None) -> dict[str, Any]:
+          val_json: Path | None = None, mix: Mix | None = None, val_root: Path | None = None) -> dict[str, Any]:
     """Run (or resume) training; writes last.pth, model_final.pth and metrics.csv into `out_dir`.
 
     With `val_json` and `eval_every` > 0, segm/bbox AP on that split is measured every
@@ -142,11 +158,13 @@ def train(cfg: dict[str, Any], classes: list[str], model_cfg: dict[str, Any], we
     With `ema_decay` > 0 an exponential moving average of the weights is kept; it is what
     validation scores and what best.pth/model_final.pth hold.
     `stop_after` ends the run early after that many iterations, as a kill would (tests use it).
+    `mix` adds a second training set with its share of the samples; `val_root` is the validation
+    images' folder when it is not `image_root` (a site's real val split).
     """
     torch.manual_seed(cfg["seed"])
     dist = distributed.setup()
     device = pick_device(cfg["device"], dist.local_rank)
-    dataset, scale = training_data(cfg, model_cfg, classes, train_json, image_root)
+    dataset, scale = training_data(cfg, model_cfg, classes, train_json, image_root, mix)
     factor = cfg.get("aspect_ratio_group_factor", -1)
     groups = aspect_groups(dataset.images, factor) if factor >= 0 else None
     model = build_model(len(classes) + 1, weights_info, model_cfg["trainable_backbone_layers"],
@@ -194,7 +212,8 @@ def train(cfg: dict[str, Any], classes: list[str], model_cfg: dict[str, Any], we
     best, best_kept, best_at_ckpt = (out_dir / "best.pth", out_dir / train_state.BEST_KEPT,
                                      out_dir / train_state.BEST_AT_CHECKPOINT)
     eval_every = cfg.get("eval_every", 0) if val_json is not None else 0
-    key = train_state.run_key(cfg, model_cfg, classes, weights_info, train_json, val_json, dist.world)
+    key = train_state.run_key(cfg, model_cfg, classes, weights_info, train_json, val_json, dist.world,
+                              (mix.ann, mix.fraction) if mix else None)
     pos = train_state.Position()
     rows: list[dict[str, Any]] = []
     val_rows: list[dict[str, Any]] = []
@@ -220,7 +239,7 @@ def train(cfg: dict[str, Any], classes: list[str], model_cfg: dict[str, Any], we
     if eval_every:
         from pipeline.data import eval_transforms
 
-        val_ds = CocoInstances(val_json, image_root, eval_transforms(), targets=False, classes=classes)
+        val_ds = CocoInstances(val_json, val_root or image_root, eval_transforms(), targets=False, classes=classes)
     board = Board(out_dir / "tensorboard" if cfg.get("tensorboard") and dist.main else None, pos.iteration)
     meta = dict(iteration=pos.iteration, classes=list(classes), config=json.dumps({"train": cfg, "model": model_cfg},
                                                                               sort_keys=True),
@@ -235,7 +254,7 @@ def train(cfg: dict[str, Any], classes: list[str], model_cfg: dict[str, Any], we
 
     model.train()
     stream = batches(dataset, cfg["batch_size"], cfg["seed"], cfg["workers"], pos.epoch, pos.batch_in_epoch,
-                     dist.rank, dist.world, groups)
+                     dist.rank, dist.world, groups, dataset.weights() if mix else None)
     bar = tqdm(range(pos.iteration, total), desc="train", unit="it", file=sys.stderr, initial=pos.iteration,
                total=total, disable=not dist.main)
     batch_in_epoch = pos.batch_in_epoch
@@ -302,7 +321,9 @@ def train(cfg: dict[str, Any], classes: list[str], model_cfg: dict[str, Any], we
             write_rows(val_csv, val_rows, list(val_rows[0]))
         if best_state:  # best.pth is the best of this run, whatever a killed run left under that name
             keep_copy(best_kept, best)
-        meta = provenance({"train": cfg, "model": model_cfg, "classes": classes, "weights": weights_info})
+        meta = provenance({"train": cfg, "model": model_cfg, "classes": classes, "weights": weights_info,
+                           "data": {"train": str(train_json), "image_root": str(image_root), "val": str(val_json) if val_json else None,
+                                    "mix": {"ann": str(mix.ann), "root": str(mix.root), "fraction": mix.fraction} if mix else None}})
         meta["device"] = str(device)
         meta["device_name"] = device_name(device)
         meta["processes"] = dist.world
@@ -336,7 +357,12 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m pipeline train", description=__doc__, formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     ap.add_argument("--train-json", type=Path, required=True)
     ap.add_argument("--val-json", type=Path, help="split for periodic validation (train.eval_every)")
-    ap.add_argument("--image-root", type=Path, required=True)
+    ap.add_argument("--image-root", type=Path, required=True, help="folder the train file's file_name entries are relative to")
+    ap.add_argument("--val-root", type=Path, help="folder of the validation images (default: --image-root)")
+    ap.add_argument("--mix-json", type=Path, help="a second training set mixed in (a site's real frames, prepare-dataset)")
+    ap.add_argument("--mix-root", type=Path, help="folder of --mix-json's images")
+    ap.add_argument("--mix-fraction", type=float, default=0.5,
+                    help="share of the training samples drawn from --mix-json (the rest from --train-json)")
     ap.add_argument("--weights-json", type=Path, required=True)
     ap.add_argument("--classes", default=json.dumps(list(PROCEDURAL_CLASSES)),
                     help="JSON list of class names (labels 1..N in this order)")
@@ -348,6 +374,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--stop-after", type=int, metavar="N",
                     help="end after N iterations as a kill would, keeping last.pth (resume tests, time-boxed jobs)")
     args = ap.parse_args(argv)
+    if bool(args.mix_json) != bool(args.mix_root):
+        ap.error("--mix-json and --mix-root go together")
+    if args.mix_json and not 0 < args.mix_fraction < 1:
+        ap.error(f"--mix-fraction must be between 0 and 1 (exclusive), got {args.mix_fraction}")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     model_cfg = args.model_cfg
     weights_info = read_json(args.weights_json)
@@ -355,6 +385,7 @@ def main(argv: list[str] | None = None) -> int:
         weights_info = {"kind": "none", "arch": model_cfg["arch"]}
     result = train(args.train_cfg, json.loads(args.classes), model_cfg,
                    weights_info, args.train_json, args.image_root, args.out_dir,
-                   stop_after=args.stop_after, val_json=args.val_json)
+                   stop_after=args.stop_after, val_json=args.val_json, val_root=args.val_root,
+                   mix=Mix(args.mix_json, args.mix_root, args.mix_fraction) if args.mix_json else None)
     log.info("done: %s", result)
     return 0

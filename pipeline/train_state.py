@@ -37,13 +37,16 @@ def code_version() -> str:
 
 
 def run_key(train_cfg: dict[str, Any], model_cfg: dict[str, Any], classes: list[str], weights_info: dict[str, Any],
-            train_json: Path, val_json: Path | None, processes: int = 1) -> dict[str, Any]:
+            train_json: Path, val_json: Path | None, processes: int = 1,
+            mix: tuple[Path, float] | None = None) -> dict[str, Any]:
     """What a run is trained from; a checkpoint is resumed only by a run with an equal key.
 
     `processes` (the DDP world size) is part of it: each process draws its own batches and RoI samples,
-    so a run restarted on another number of GPUs is another run, not a continuation."""
+    so a run restarted on another number of GPUs is another run, not a continuation. `mix` is a second
+    training set's file and share of the samples (mixed synthetic + real training)."""
     return {"train": train_cfg, "processes": processes, "model": model_cfg, "classes": list(classes), "weights": weights_info,
             "train_data": file_sha256(train_json), "val_data": file_sha256(val_json) if val_json else None,
+            "mix": {"data": file_sha256(mix[0]), "fraction": mix[1]} if mix else None,
             "code": code_version(), "packages": {name: metadata.version(name) for name in ("torch", "torchvision")}}
 
 

@@ -369,3 +369,31 @@ def test_a_runs_checkpoint_is_a_base_model_for_another_site(shard_coco, rendered
     adapted = load_checkpoint(tmp_path / "site_b" / "model_final.pth")
     assert torch.equal(adapted["model"]["backbone.body.conv1.weight"], base["backbone.body.conv1.weight"])  # frozen
     model_from_checkpoint(adapted)  # rebuilds with the same (frozen) layers, strict load
+
+
+def test_mixed_training_draws_both_sets_and_a_changed_share_trains_afresh(shard_coco, rendered_shard, tmp_path, caplog):
+    """Synthetic + a site's frames (a CVAT-style export put into our categories): both sets reach training,
+    the mix is part of the run (provenance, run key), and a run with another share does not resume it."""
+    import logging
+
+    from pipeline.datasets import normalize
+    from pipeline.train import Mix
+    from tests.real_export import CATEGORY_MAP, make_export
+
+    ann, images, _ = make_export(shard_coco, rendered_shard, tmp_path / "site")
+    real = tmp_path / "real.json"
+    real.write_text(json.dumps(normalize(json.loads(ann.read_text()), CLASSES, CATEGORY_MAP, ann)[0]))
+    train_json, root = write_train_json(shard_coco, rendered_shard, tmp_path)
+    out = tmp_path / "mixed"
+    with caplog.at_level(logging.INFO):
+        train(train_cfg(iterations=2), CLASSES, MODEL_CFG, {"kind": "none"}, train_json, root, out,
+              mix=Mix(real, images, 0.5), val_json=real, val_root=images)
+    assert any("mixed training: 2 images of" in r.getMessage() and "50 % / 50 %" in r.getMessage() for r in caplog.records)
+    prov = json.loads((out / "provenance.json").read_text())["config"]["data"]
+    assert prov["mix"] == {"ann": str(real), "root": str(images), "fraction": 0.5} and prov["val"] == str(real)
+    assert load_checkpoint(out / "last.pth")["run_key"]["mix"]["fraction"] == 0.5
+    caplog.clear()
+    with caplog.at_level(logging.WARNING):
+        train(train_cfg(iterations=2), CLASSES, MODEL_CFG, {"kind": "none"}, train_json, root, out,
+              mix=Mix(real, images, 0.25))
+    assert any("mix" in r.getMessage() and "training afresh" in r.getMessage() for r in caplog.records)
