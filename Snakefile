@@ -34,6 +34,11 @@ localrules:
     proof_split,
     prepare_real,
     evaluate_real_all,
+    real_split,
+    real_subset,
+    real_weights,
+    real_models,
+    real_curve,
 
 
 wildcard_constraints:
@@ -44,11 +49,15 @@ wildcard_constraints:
     start=r"feature_extraction|fine_tune|from_scratch",
     source=r"site_a|none",
     dataset=r"[A-Za-z0-9][A-Za-z0-9_-]*",
+    kind=r"real_only|syn2real",
+    run=r"(real_only|syn2real)_n\d+|mixed",
 
 
 rule all:
     input:
         f"{OUT}/report/index.html",
+        # training with a site's frames, when real_train names a set: the efficiency curve and its models
+        [f"{OUT}/real_train/index.html"] if config["real_train"]["dataset"] else [],
 
 
 include: "workflow/rules/data.smk"

@@ -17,6 +17,8 @@ STAGES = {
     "predict": "pipeline.predict",
     "export": "pipeline.export",
     "prepare-dataset": "pipeline.datasets",
+    "split-dataset": "pipeline.datasets:split_main",
+    "real-curve": "pipeline.real_curve",
     "proof-report": "pipeline.proof",
 }
 

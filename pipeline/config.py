@@ -139,6 +139,7 @@ def validate(cfg: dict[str, Any], source: str = "<config>") -> dict[str, Any]:
                           f"groups them), which has one partition; remove resources.annotate.partition "
                           f"(annotate takes the render's) or set resources.{render_kind}.partition")
     _validate_proof(cfg, source)
+    _validate_real_train(cfg, source)
     return cfg
 
 
@@ -225,6 +226,23 @@ def _validate_proof(cfg: dict[str, Any], source: str) -> None:
     derived["render"] = site_b_render(cfg)
     derived["train"] = merge(cfg["train"], proof["train"])
     validate(derived, f"{source} (proof.site_b over render, proof.train over train)")
+
+
+def _validate_real_train(cfg: dict[str, Any], source: str) -> None:
+    """real_train names a `datasets:` entry, cuts it whole, and its train keys make a valid train section."""
+    real = cfg["real_train"]
+    if not real["dataset"]:
+        return
+    if real["dataset"] not in cfg["datasets"]:
+        raise ConfigError(f"{source}: real_train.dataset: {real['dataset']!r} is not a `datasets:` entry "
+                          f"(have: {', '.join(cfg['datasets']) or 'none'})")
+    total = sum(real["split"].values())
+    if abs(total - 1.0) > 1e-6 or not real["split"]["train"] or not real["split"]["test"]:
+        raise ConfigError(f"{source}: real_train.split: train + val + test must be 1 with train and test above 0, "
+                          f"got {real['split']}")
+    derived = {k: copy.deepcopy(v) for k, v in cfg.items() if k != "real_train"}
+    derived["train"] = merge(cfg["train"], real["train"])
+    validate(derived, f"{source} (real_train.train over train)")
 
 
 def load_config(path: str | Path, overrides: dict[str, Any] | None = None) -> dict[str, Any]:

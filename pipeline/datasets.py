@@ -123,6 +123,61 @@ def check_images(coco: dict[str, Any], root: Path, source: str | Path) -> None:
                              f"{im['width']}x{im['height']} (rotated by EXIF, or resized after labelling?)")
 
 
+def split_set(coco: dict[str, Any], fractions: dict[str, float], seed: int, by: str = "image") -> dict[str, dict[str, Any]]:
+    """A prepared set cut into train/val/test by `fractions` (pipeline.split.assign's seeded rule).
+
+    `by: folder` keeps every frame of one folder (a camera, a sequence) in one part: consecutive frames
+    of one camera are near copies, and a test frame whose neighbour was trained on measures memory,
+    not generalisation. The train part lists its images in a seeded random order, so the first N
+    (`subset`, the real-label efficiency curve) are spread over the set rather than its first minutes."""
+    import numpy as np
+
+    from pipeline.split import SPLITS, assign
+
+    def key(im: dict[str, Any]) -> str:
+        return im["file_name"].split("/", 1)[0] if by == "folder" and "/" in im["file_name"] else im["file_name"]
+
+    which = assign(sorted({key(im) for im in coco["images"]}), fractions, seed)
+    out = {}
+    for name in SPLITS:
+        imgs = sorted((im for im in coco["images"] if which[key(im)] == name), key=lambda im: im["file_name"])
+        if name == "train":
+            imgs = [imgs[i] for i in np.random.default_rng([seed, 11]).permutation(len(imgs))]
+        keep = {im["id"] for im in imgs}
+        out[name] = {"info": {"split": name, "seed": seed, "by": by}, "images": imgs,
+                     "annotations": [a for a in coco["annotations"] if a["image_id"] in keep],
+                     "categories": coco["categories"]}
+    return out
+
+
+def split_main(argv: list[str] | None = None) -> int:
+    from pipeline.config import section_arg
+
+    ap = argparse.ArgumentParser(prog="python -m pipeline split-dataset", description=split_set.__doc__.splitlines()[0],
+                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    ap.add_argument("ann", type=Path, help="a prepared set (prepare-dataset --out)")
+    ap.add_argument("--fractions", type=section_arg("split"), default="{}",
+                    help='JSON {"train": .., "val": .., "test": ..} summing to 1; keys left out take the `split` defaults')
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--by", choices=["image", "folder"], default="image",
+                    help="unit of the split: single images, or whole first-level folders (cameras)")
+    ap.add_argument("--out-dir", type=Path, required=True, help="writes train.json, val.json, test.json")
+    args = ap.parse_args(argv)
+    if abs(sum(args.fractions.values()) - 1.0) > 1e-6:
+        ap.error(f"--fractions: train + val + test must be 1, got {args.fractions}")
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    coco = read_json(args.ann)
+    parts = split_set(coco, args.fractions, args.seed, args.by)
+    log.info("%s: %s", args.ann, ", ".join(f"{n} {len(c['images'])} images" for n, c in parts.items()))
+    for name in ("train", "test"):
+        if not parts[name]["images"]:
+            raise SystemExit(f"{args.ann}: the split leaves no {name} images ({len(coco['images'])} images, "
+                             f"by {args.by}): label more frames or change real_train.split")
+    for name, part in parts.items():
+        write_json(args.out_dir / f"{name}.json", part, indent=None)
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m pipeline prepare-dataset", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)

@@ -123,3 +123,28 @@ def test_detections_in_a_crowd_region_are_ignored_like_cocoeval_does(export):
     _, rows = error_analysis({**coco, "annotations": [a for a in coco["annotations"] if not a["iscrowd"]]},
                              preds + [crowd_det], 0.5, 0.5)
     assert next(r for r in rows if r["image_id"] == 1001)["fp"] == 1
+
+
+def test_real_split_keeps_folders_whole_and_shuffles_train_deterministically(tmp_path):
+    """split_by folder: every frame of one camera folder in one part; the train part in a seeded order
+    (the first N of the efficiency curve spread over the set); the CLI refuses a split without test frames."""
+    from pipeline.datasets import split_main, split_set
+
+    images = [{"id": 10 * c + k, "file_name": f"cam{c}/frame_{k:04d}.png", "width": 4, "height": 3}
+              for c in range(6) for k in range(5)]
+    coco = {"images": images, "annotations": [{"id": i["id"], "image_id": i["id"]} for i in images], "categories": []}
+    fractions = {"train": 0.5, "val": 0.2, "test": 0.3}
+    parts = split_set(coco, fractions, seed=2, by="folder")
+    cams = {name: {im["file_name"].split("/")[0] for im in part["images"]} for name, part in parts.items()}
+    assert sum(len(c) for c in cams.values()) == 6 and not (cams["train"] & cams["test"] or cams["val"] & cams["test"])
+    assert [len(cams[n]) for n in ("train", "val", "test")] == [3, 1, 2]
+    train = [im["file_name"] for im in parts["train"]["images"]]
+    assert train != sorted(train) and train == [im["file_name"] for im in split_set(coco, fractions, 2, "folder")["train"]["images"]]
+    assert {a["image_id"] for a in parts["test"]["annotations"]} == {im["id"] for im in parts["test"]["images"]}
+    by_image = split_set(coco, fractions, seed=2)
+    assert [len(by_image[n]["images"]) for n in ("train", "val", "test")] == [15, 6, 9]
+    ann = tmp_path / "ann.json"
+    ann.write_text(json.dumps({**coco, "images": images[:2], "annotations": []}))
+    with pytest.raises(SystemExit, match="no test images"):
+        split_main([str(ann), "--fractions", json.dumps({"train": 0.9, "val": 0.0, "test": 0.1}), "--out-dir", str(tmp_path / "o")])
+    assert not (tmp_path / "o").exists()

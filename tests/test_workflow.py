@@ -307,3 +307,55 @@ def test_proof_experiment_dag_and_a_tiny_run(tmp_path):
     plan = smk(tmp_path, changed, "-n", "--quiet", "rules", targets=["proof"]).stdout
     rerun = {line.split()[0] for line in plan.splitlines() if len(line.split()) == 2 and line.split()[1].isdigit()}
     assert rerun == {"proof_train", "proof_evaluate", "proof_report", "proof", "total"}
+
+
+def test_training_with_a_sites_frames_mixed_fine_tuned_real_only_and_the_efficiency_curve(tmp_path):
+    """`snakemake real_curve` on examples/site (a CVAT-style export of 10 frames): the set cut into
+    train/val/test, real-only and synthetic -> real models at each N, synthetic + real mixed, all scored on
+    the real test part; the page and JSON written; a changed mix share retrains the mixed model only."""
+    site = {"ann": str(REPO / "examples/site/instances_default.json"), "images": str(REPO / "examples/site/images"),
+            "category_map": {"person": "pedestrian", "pallet truck": "pallet_jack"}}
+    real_train = {"dataset": "site", "curve": [2, 50], "train": {"iterations": 2, "eval_every": 1}}
+    config = write_config(tmp_path, datasets={"site": site}, real_train=real_train)
+    plan = smk(tmp_path, config, "-n", "--quiet", "rules", targets=["real_curve"]).stdout
+    jobs = {line.split()[0]: int(line.split()[1]) for line in plan.splitlines()
+            if len(line.split()) == 2 and line.split()[1].isdigit()}
+    # N = 2 and all 6 training frames (50 is more than the set has); N = 0 is the synthetic model as it is
+    assert jobs["real_train"] == 4 and jobs["real_mixed"] == 1 and jobs["real_evaluate"] == 6, jobs
+    smk(tmp_path, config, "--cores", "2", targets=["real_curve"])
+    out = tmp_path / "results/smoke"
+    data = out / "real_train/data"
+    parts = {p: json.loads((data / f"{p}.json").read_text()) for p in ("train", "val", "test", "n2")}
+    assert [len(parts[p]["images"]) for p in ("train", "val", "test", "n2")] == [6, 2, 2, 2]
+    assert parts["n2"]["images"] == parts["train"]["images"][:2]
+    test_ids = {im["id"] for im in parts["test"]["images"]}
+    assert not test_ids & {im["id"] for p in ("train", "val") for im in parts[p]["images"]}
+    result = json.loads((out / "real_train/real_curve.json").read_text())
+    assert [(r["kind"], r["n"]) for r in result["runs"]] == [("real_only", 2), ("real_only", 6), ("syn2real", 0),
+                                                             ("syn2real", 2), ("syn2real", 6), ("mixed", 6)]
+    for run in ("real_only_n2", "syn2real_n0", "syn2real_n6", "mixed"):
+        preds = json.loads((out / f"real_train/runs/{run}/eval/predictions.json").read_text())
+        assert {p["image_id"] for p in preds} <= test_ids  # every model scored on the real test frames only
+        assert json.loads((out / f"real_train/runs/{run}/eval/metrics.json").read_text())["num_images"] == 2
+    # synthetic -> real starts from the synthetic model, real only from the main model's start (none here)
+    runs = out / "real_train/runs"
+    assert json.loads((runs / "syn2real_n2/train/provenance.json").read_text())["config"]["weights"]["kind"] == "path"
+    assert json.loads((runs / "real_only_n2/train/provenance.json").read_text())["config"]["weights"]["kind"] == "none"
+    mixed = json.loads((runs / "mixed/train/provenance.json").read_text())["config"]["data"]
+    assert mixed["mix"]["fraction"] == 0.25 and mixed["val"].endswith("real_train/data/val.json")
+    assert "mixed training: 2 images of" in (out / "logs/real_train/train_mixed.log").read_text()
+    # validated on the real val part: every iteration (eval_every 1) for the real runs, at the end for mixed
+    assert [len(r.get("val_curve", [])) for r in result["runs"]] == [2, 2, 0, 2, 2, 1]
+    html = (out / "real_train/index.html").read_text()
+    for text in ("Real-test AP against N", "synthetic, then real frames", "real frames only", "Real labels saved",
+                 "6 training, 2 validation and 2 test frames"):
+        assert text in html, text
+    assert (out / "real_train/ap_vs_real_frames.png").stat().st_size > 1000
+    # another mix share: the mixed model, its evaluation and the page; nothing else
+    changed = write_config(tmp_path, datasets={"site": site}, real_train={**real_train, "mix_fraction": 0.5})
+    plan = smk(tmp_path, changed, "-n", "--quiet", "rules", targets=["real_curve"]).stdout
+    rerun = {line.split()[0] for line in plan.splitlines() if len(line.split()) == 2 and line.split()[1].isdigit()}
+    assert rerun == {"real_mixed", "real_evaluate", "real_curve_page", "real_curve", "total"}, rerun
+    # without real_train.dataset the target says what to set
+    res = smk(tmp_path, write_config(tmp_path, datasets={"site": site}), "--cores", "1", targets=["real_curve"], check=False)
+    assert res.returncode != 0 and "real_train.dataset is empty" in res.stdout + res.stderr
