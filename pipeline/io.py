@@ -109,7 +109,7 @@ def git_sha(cwd: str | os.PathLike | None = None) -> str | None:
 def provenance(config: Any = None) -> dict[str, Any]:
     """Resolved config, git SHA and package versions, to store beside every product."""
     pkgs = {}
-    for name in ("bpy", "torch", "torchvision", "pycocotools", "numpy", "snakemake", "OpenEXR"):
+    for name in ("bpy", "torch", "torchvision", "pycocotools", "numpy", "snakemake", "OpenEXR", "onnx", "onnxruntime"):
         try:
             pkgs[name] = metadata.version(name)
         except metadata.PackageNotFoundError:
