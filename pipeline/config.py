@@ -79,6 +79,9 @@ def validate(cfg: dict[str, Any], source: str = "<config>") -> dict[str, Any]:
                           f"{cfg['render']['ceiling_height_m'][0]})")
     if not (0 < cfg["render"]["exposure_s"][0] and cfg["render"]["exposure_s"][1] <= 0.2):
         raise ConfigError(f"{source}: render.exposure_s: need 0 < min <= max <= 0.2 s, got {cfg['render']['exposure_s']}")
+    if cfg["train"]["warmup_iters"] >= cfg["train"]["iterations"]:
+        raise ConfigError(f"{source}: train.warmup_iters ({cfg['train']['warmup_iters']}) must be below train.iterations "
+                          f"({cfg['train']['iterations']}): the learning rate would never leave its warmup")
     lo, hi = cfg["train"]["scale_jitter"]
     if not 0 < lo <= hi:
         raise ConfigError(f"{source}: train.scale_jitter: need 0 < min <= max, got [{lo}, {hi}]")
@@ -242,6 +245,7 @@ def _validate_real_train(cfg: dict[str, Any], source: str) -> None:
                           f"got {real['split']}")
     derived = {k: copy.deepcopy(v) for k, v in cfg.items() if k != "real_train"}
     derived["train"] = merge(cfg["train"], real["train"])
+    derived["evaluate"]["checkpoint"] = "final"  # real runs are scored at their final weights
     validate(derived, f"{source} (real_train.train over train)")
 
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import posixpath
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -108,8 +109,11 @@ def normalize(coco: dict[str, Any], classes: list[str], category_map: dict[str, 
 
 
 def check_images(coco: dict[str, Any], root: Path, source: str | Path) -> None:
-    """Every image exists under `root` at the size the file says (reads headers only)."""
+    """Every image exists under `root` at the size the file says; each image entry gets its file's sha256,
+    so a replaced frame changes every file made from the set (and the run key of what trains on it)."""
     from PIL import Image
+
+    from pipeline.io import file_sha256
 
     for im in coco["images"]:
         path = root / im["file_name"]
@@ -121,58 +125,74 @@ def check_images(coco: dict[str, Any], root: Path, source: str | Path) -> None:
         if (w, h) != (im["width"], im["height"]):
             raise ValueError(f"{source}: image {im['id']} {path} is {w}x{h}, the file says "
                              f"{im['width']}x{im['height']} (rotated by EXIF, or resized after labelling?)")
+        im["sha256"] = file_sha256(path)
 
 
-def split_set(coco: dict[str, Any], fractions: dict[str, float], seed: int, by: str = "image") -> dict[str, dict[str, Any]]:
+def split_units(images: list[dict[str, Any]], by: str) -> list[str]:
+    """The unit of each image for `split_set`: its file name (by image), or its folder below the folder all
+    images share (by folder: `cam1`, `cam2` of `images/cam1/x.png`, `images/cam2/y.png`); an image lying
+    in that shared folder itself is a unit of its own (a flat export splits by image)."""
+    if by != "folder":
+        return [im["file_name"] for im in images]
+    dirs = [posixpath.dirname(im["file_name"]) for im in images]
+    common = posixpath.commonpath(dirs) if dirs else ""
+    units = [d[len(common):].lstrip("/") for d in dirs]
+    return [unit or im["file_name"] for unit, im in zip(units, images)]
+
+
+def split_set(coco: dict[str, Any], fractions: dict[str, float], seed: int, by: str = "folder") -> dict[str, dict[str, Any]]:
     """A prepared set cut into train/val/test by `fractions` (pipeline.split.assign's seeded rule).
 
-    `by: folder` keeps every frame of one folder (a camera, a sequence) in one part: consecutive frames
-    of one camera are near copies, and a test frame whose neighbour was trained on measures memory,
-    not generalisation. The train part lists its images in a seeded random order, so the first N
-    (`subset`, the real-label efficiency curve) are spread over the set rather than its first minutes."""
+    `by: folder` keeps every frame of one folder (a camera, a sequence; `split_units`) in one part:
+    consecutive frames of one camera are near copies, and a test frame whose neighbour was trained on
+    measures memory, not generalisation. The train part lists its images in a seeded random order, so
+    the first N (`subset`, the real-label efficiency curve) are spread over the set rather than its
+    first minutes."""
     import numpy as np
 
     from pipeline.split import SPLITS, assign
 
-    def key(im: dict[str, Any]) -> str:
-        return im["file_name"].split("/", 1)[0] if by == "folder" and "/" in im["file_name"] else im["file_name"]
-
-    which = assign(sorted({key(im) for im in coco["images"]}), fractions, seed)
+    units = dict(zip((im["id"] for im in coco["images"]), split_units(coco["images"], by)))
+    which = assign(sorted(set(units.values())), fractions, seed)
     out = {}
     for name in SPLITS:
-        imgs = sorted((im for im in coco["images"] if which[key(im)] == name), key=lambda im: im["file_name"])
+        imgs = sorted((im for im in coco["images"] if which[units[im["id"]]] == name), key=lambda im: im["file_name"])
         if name == "train":
             imgs = [imgs[i] for i in np.random.default_rng([seed, 11]).permutation(len(imgs))]
         keep = {im["id"] for im in imgs}
-        out[name] = {"info": {"split": name, "seed": seed, "by": by}, "images": imgs,
+        out[name] = {"info": {"split": name, "seed": seed, "by": by,
+                              "units": len({units[i] for i in keep})}, "images": imgs,
                      "annotations": [a for a in coco["annotations"] if a["image_id"] in keep],
                      "categories": coco["categories"]}
     return out
 
 
 def split_main(argv: list[str] | None = None) -> int:
-    from pipeline.config import section_arg
+    from pipeline.config import section_defaults
 
     ap = argparse.ArgumentParser(prog="python -m pipeline split-dataset", description=split_set.__doc__.splitlines()[0],
                                  formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     ap.add_argument("ann", type=Path, help="a prepared set (prepare-dataset --out)")
-    ap.add_argument("--fractions", type=section_arg("split"), default="{}",
-                    help='JSON {"train": .., "val": .., "test": ..} summing to 1; keys left out take the `split` defaults')
+    ap.add_argument("--fractions", type=lambda text: section_defaults("real_train", {"split": json.loads(text)},
+                                                                       "--fractions")["split"], default="{}",
+                    help='JSON {"train": .., "val": .., "test": ..} summing to 1; keys left out take real_train.split\'s defaults')
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--by", choices=["image", "folder"], default="image",
-                    help="unit of the split: single images, or whole first-level folders (cameras)")
+    ap.add_argument("--by", choices=["image", "folder"], default="folder",
+                    help="unit of the split: single images, or whole folders (cameras) below the folder all images share")
     ap.add_argument("--out-dir", type=Path, required=True, help="writes train.json, val.json, test.json")
     args = ap.parse_args(argv)
-    if abs(sum(args.fractions.values()) - 1.0) > 1e-6:
-        ap.error(f"--fractions: train + val + test must be 1, got {args.fractions}")
+    if abs(sum(args.fractions.values()) - 1.0) > 1e-6 or not args.fractions["train"] or not args.fractions["test"]:
+        ap.error(f"--fractions: train + val + test must be 1 with train and test above 0, got {args.fractions}")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     coco = read_json(args.ann)
     parts = split_set(coco, args.fractions, args.seed, args.by)
-    log.info("%s: %s", args.ann, ", ".join(f"{n} {len(c['images'])} images" for n, c in parts.items()))
+    log.info("%s: %s (split by %s)", args.ann, ", ".join(f"{n} {len(c['images'])} images in {c['info']['units']} units"
+                                                     for n, c in parts.items()), args.by)
     for name in ("train", "test"):
         if not parts[name]["images"]:
-            raise SystemExit(f"{args.ann}: the split leaves no {name} images ({len(coco['images'])} images, "
-                             f"by {args.by}): label more frames or change real_train.split")
+            raise SystemExit(f"{args.ann}: the split leaves no {name} images ({len(coco['images'])} images in "
+                             f"{len(set(split_units(coco['images'], args.by)))} units, by {args.by}): label more frames, "
+                             "change real_train.split or use real_train.split_by: image")
     for name, part in parts.items():
         write_json(args.out_dir / f"{name}.json", part, indent=None)
     return 0

@@ -361,8 +361,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--val-root", type=Path, help="folder of the validation images (default: --image-root)")
     ap.add_argument("--mix-json", type=Path, help="a second training set mixed in (a site's real frames, prepare-dataset)")
     ap.add_argument("--mix-root", type=Path, help="folder of --mix-json's images")
-    ap.add_argument("--mix-fraction", type=float, default=0.5,
-                    help="share of the training samples drawn from --mix-json (the rest from --train-json)")
+    ap.add_argument("--mix-fraction", type=float,
+                    help="share of the training samples drawn from --mix-json, the rest from --train-json (default: 0.5)")
     ap.add_argument("--weights-json", type=Path, required=True)
     ap.add_argument("--classes", default=json.dumps(list(PROCEDURAL_CLASSES)),
                     help="JSON list of class names (labels 1..N in this order)")
@@ -374,10 +374,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--stop-after", type=int, metavar="N",
                     help="end after N iterations as a kill would, keeping last.pth (resume tests, time-boxed jobs)")
     args = ap.parse_args(argv)
-    if bool(args.mix_json) != bool(args.mix_root):
-        ap.error("--mix-json and --mix-root go together")
-    if args.mix_json and not 0 < args.mix_fraction < 1:
-        ap.error(f"--mix-fraction must be between 0 and 1 (exclusive), got {args.mix_fraction}")
+    if bool(args.mix_json) != bool(args.mix_root) or (args.mix_fraction is not None and not args.mix_json):
+        ap.error("--mix-json, --mix-root (and --mix-fraction) go together")
+    if args.val_root and not args.val_json:
+        ap.error("--val-root is the folder of --val-json's images: give --val-json too")
+    mix_fraction = 0.5 if args.mix_fraction is None else args.mix_fraction
+    if args.mix_json and not 0 < mix_fraction < 1:
+        ap.error(f"--mix-fraction must be between 0 and 1 (exclusive), got {mix_fraction}")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     model_cfg = args.model_cfg
     weights_info = read_json(args.weights_json)
@@ -386,6 +389,6 @@ def main(argv: list[str] | None = None) -> int:
     result = train(args.train_cfg, json.loads(args.classes), model_cfg,
                    weights_info, args.train_json, args.image_root, args.out_dir,
                    stop_after=args.stop_after, val_json=args.val_json, val_root=args.val_root,
-                   mix=Mix(args.mix_json, args.mix_root, args.mix_fraction) if args.mix_json else None)
+                   mix=Mix(args.mix_json, args.mix_root, mix_fraction) if args.mix_json else None)
     log.info("done: %s", result)
     return 0

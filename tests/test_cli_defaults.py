@@ -11,7 +11,7 @@ from pipeline.coco import encode_mask
 from pipeline.config import PROCEDURAL_CLASSES, ConfigError, section_defaults, validate
 
 PARTIAL = {"annotate": {"min_visible_pixels": 5}, "split": {"val": 0.15},
-           "model": {"weights": "none", "min_size_px": 96}, "train": {"iterations": 3, "scale_jitter": [0.9, 1.1]},
+           "model": {"weights": "none", "min_size_px": 96}, "train": {"iterations": 3, "warmup_iters": 1, "scale_jitter": [0.9, 1.1]},
            "evaluate": {"split": "test"}, "report": {"num_images": 1}, "compare": {"zero_shot": False}}
 
 

@@ -128,7 +128,7 @@ def test_detections_in_a_crowd_region_are_ignored_like_cocoeval_does(export):
 def test_real_split_keeps_folders_whole_and_shuffles_train_deterministically(tmp_path):
     """split_by folder: every frame of one camera folder in one part; the train part in a seeded order
     (the first N of the efficiency curve spread over the set); the CLI refuses a split without test frames."""
-    from pipeline.datasets import split_main, split_set
+    from pipeline.datasets import split_main, split_set, split_units
 
     images = [{"id": 10 * c + k, "file_name": f"cam{c}/frame_{k:04d}.png", "width": 4, "height": 3}
               for c in range(6) for k in range(5)]
@@ -141,10 +141,17 @@ def test_real_split_keeps_folders_whole_and_shuffles_train_deterministically(tmp
     train = [im["file_name"] for im in parts["train"]["images"]]
     assert train != sorted(train) and train == [im["file_name"] for im in split_set(coco, fractions, 2, "folder")["train"]["images"]]
     assert {a["image_id"] for a in parts["test"]["annotations"]} == {im["id"] for im in parts["test"]["images"]}
-    by_image = split_set(coco, fractions, seed=2)
+    by_image = split_set(coco, fractions, seed=2, by="image")
     assert [len(by_image[n]["images"]) for n in ("train", "val", "test")] == [15, 6, 9]
+    # folders below the one all images share: a Label Studio export (images/x.jpg) splits by image,
+    # an export with camera folders under a common one by camera
+    assert split_units([{"file_name": "images/a.jpg"}, {"file_name": "images/b.jpg"}], "folder") == \
+        ["images/a.jpg", "images/b.jpg"]
+    assert split_units([{"file_name": "site/cams/c1/a.jpg"}, {"file_name": "site/cams/c2/a.jpg"},
+                        {"file_name": "site/cams/c2/sub/b.jpg"}, {"file_name": "site/cams/top.jpg"}], "folder") == \
+        ["c1", "c2", "c2/sub", "site/cams/top.jpg"]
     ann = tmp_path / "ann.json"
     ann.write_text(json.dumps({**coco, "images": images[:2], "annotations": []}))
-    with pytest.raises(SystemExit, match="no test images"):
+    with pytest.raises(SystemExit, match="no test images .*2 images in 2 units, by folder"):
         split_main([str(ann), "--fractions", json.dumps({"train": 0.9, "val": 0.0, "test": 0.1}), "--out-dir", str(tmp_path / "o")])
     assert not (tmp_path / "o").exists()

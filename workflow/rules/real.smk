@@ -75,7 +75,6 @@ RT_SET = REAL_TRAIN["dataset"]
 RT_OUT = f"{OUT}/real_train"
 RT_DATA = f"{RT_OUT}/data"
 RT_TRAIN = merge(config["train"], REAL_TRAIN["train"])
-RT_VAL = REAL_TRAIN["split"]["val"] > 0
 
 
 def _real_parts():
@@ -90,29 +89,46 @@ def _real_parts():
 
 
 RT_PARTS = _real_parts() if RT_SET else {"train": 0, "val": 0, "test": 0}
+if RT_SET and not (RT_PARTS["train"] and RT_PARTS["test"]):
+    raise ValueError(f"real_train: the split of datasets.{RT_SET} ({REAL[RT_SET]['ann']}) leaves {RT_PARTS['train']} "
+                     f"train and {RT_PARTS['test']} test images (split {REAL_TRAIN['split']}, by "
+                     f"{REAL_TRAIN['split_by']}): label more frames, change real_train.split or use split_by: image")
+RT_VAL = RT_PARTS["val"] > 0  # validation on the real val part when the split gives it frames
 # N of the curve: those under the train part's size, and all of it
 RT_NS = sorted({n for n in REAL_TRAIN["curve"] if n < RT_PARTS["train"]} | {RT_PARTS["train"]}) if RT_SET else []
 RT_RUNS = [f"{kind}_n{n}" for kind in ("real_only", "syn2real") for n in RT_NS] + ["mixed"]
 
 
+def rt_entry():
+    """The `datasets:` entry trained with (a clear error when real_train.dataset is empty)."""
+    if not RT_SET:
+        raise ValueError("real_train.dataset is empty: name a `datasets:` entry there to train with real frames "
+                         "(README 'Use your own images')")
+    return REAL[RT_SET]
+
+
 def real_model_json(run):
-    """`model` of a real run: synthetic -> real starts from the synthetic model, the others as the main model."""
-    if run.startswith("syn2real"):
+    """`model` of a real run: synthetic -> real starts from the synthetic model, the others (and the synthetic
+    model scored as it is, syn2real_n0) as the main model."""
+    if run.startswith("syn2real") and run != "syn2real_n0":
         return json.dumps(start_model(config["model"], REAL_TRAIN["transfer"], BASE_CKPT), sort_keys=True)
     return cfg_json("model")
 
 
+def needs_real_set(paths):
+    """Input function of a real_train target: its files, or rt_entry's error (also when they exist already)."""
+    return lambda wildcards: (rt_entry(), paths)[1]
+
+
 def real_set_ann(wildcards):
-    """Input function: the prepared real set trained with (a clear error when real_train.dataset is empty)."""
-    if not RT_SET:
-        raise ValueError("real_train.dataset is empty: name a `datasets:` entry there to train with real frames "
-                         "(README 'Use your own images')")
+    """Input function: the prepared real set trained with."""
+    rt_entry()
     return f"{OUT}/real/{RT_SET}/ann.json"
 
 
 def real_val_args(wildcards, input):
     """train CLI arguments of real validation (none when real_train.split.val is 0)."""
-    return f"--val-json {shlex.quote(input.val)} --val-root {shlex.quote(REAL[RT_SET]['images'])}" if RT_VAL else ""
+    return f"--val-json {shlex.quote(input.val)} --val-root {shlex.quote(rt_entry()['images'])}" if RT_VAL else ""
 
 
 rule real_split:
@@ -198,7 +214,7 @@ rule real_train:
         train=json.dumps(RT_TRAIN, sort_keys=True),
         val=real_val_args,
         out_dir=dir_of("final"),
-        root=lambda w: REAL[RT_SET]["images"],
+        root=lambda w: rt_entry()["images"],
     conda:
         ENV
     log:
@@ -233,8 +249,8 @@ rule real_mixed:
         fraction=REAL_TRAIN["mix_fraction"],
         out_dir=dir_of("final"),
         root=root_of("train"),
-        real_root=lambda w: REAL[RT_SET]["images"],
-        val_root=lambda w, input: REAL[RT_SET]["images"] if RT_VAL else str(Path(input.val).parent.parent),
+        real_root=lambda w: rt_entry()["images"],
+        val_root=lambda w, input: rt_entry()["images"] if RT_VAL else str(Path(input.val).parent.parent),
     conda:
         ENV
     log:
@@ -258,7 +274,7 @@ rule real_evaluate:
     input:
         checkpoint=lambda w: BASE_CKPT if w.run == "syn2real_n0" else f"{RT_OUT}/runs/{w.run}/train/model_final.pth",
         ann=rules.real_split.output.test,
-        images=lambda w: _listed_images(REAL[RT_SET]["ann"], REAL[RT_SET]["images"]),
+        images=lambda w: _listed_images(rt_entry()["ann"], rt_entry()["images"]),
     output:
         metrics=f"{RT_OUT}/runs/{{run}}/eval/metrics.json",
         predictions=f"{RT_OUT}/runs/{{run}}/eval/predictions.json",
@@ -268,7 +284,7 @@ rule real_evaluate:
         eval=cfg_json("evaluate"),
         model=lambda w: real_model_json(w.run),
         out_dir=dir_of("metrics"),
-        root=lambda w: REAL[RT_SET]["images"],
+        root=lambda w: rt_entry()["images"],
     conda:
         ENV
     log:
@@ -298,7 +314,7 @@ def real_curve_info():
                        "parts": RT_PARTS, "transfer": REAL_TRAIN["transfer"], "iterations": RT_TRAIN["iterations"],
                        "batch_size": RT_TRAIN["batch_size"], "lr": RT_TRAIN["lr"],
                        "mixed_iterations": config["train"]["iterations"], "mix_fraction": REAL_TRAIN["mix_fraction"],
-                       "real_only_start": f"weights: {config['model']['weights']}",
+                       "real_only_start": f"weights: {config['model']['weights']}, transfer: {MAIN_MODE}",
                        "synthetic_model": f"{NAME}, {EVAL_CKPT}"}, sort_keys=True)
 
 
@@ -331,11 +347,11 @@ rule real_curve_page:
 rule real_models:
     """Target: mixed, synthetic -> real and real-only models on all real training frames, scored on the real test part."""
     input:
-        [f"{RT_OUT}/runs/{k}_n{RT_PARTS['train']}/eval/metrics.json" for k in ("real_only", "syn2real")]
-        + [f"{RT_OUT}/runs/mixed/eval/metrics.json"],
+        needs_real_set([f"{RT_OUT}/runs/{k}_n{RT_PARTS['train']}/eval/metrics.json" for k in ("real_only", "syn2real")]
+                       + [f"{RT_OUT}/runs/mixed/eval/metrics.json"]),
 
 
 rule real_curve:
     """Target: the real-label efficiency curve (results/<name>/real_train/index.html, real_curve.json)."""
     input:
-        rules.real_curve_page.output.html,
+        needs_real_set([rules.real_curve_page.output.html]),
