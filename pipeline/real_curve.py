@@ -44,13 +44,14 @@ def collect(runs: list[tuple[str, Path, Path, Path | None]], info: dict[str, Any
 
 
 def frames_to_match(runs: list[dict[str, Any]]) -> dict[str, dict[str, int | None]]:
-    """For each IoU type and each real-only N: the fewest real frames with which synthetic -> real reaches
-    real-only's mean AP at that N (None: not within the curve)."""
+    """For each IoU type and each real-only N where real only scored above 0: the fewest real frames with
+    which synthetic -> real reaches real-only's mean AP at that N (None: not within the curve). Where real
+    only scored 0 there is nothing to match (any model "reaches" it), so that N is left out."""
     out: dict[str, dict[str, int | None]] = {}
     for iou in ("segm", "bbox"):
         fine = sorted((r["n"], r[iou]["AP"]) for r in runs if r["kind"] == "syn2real")
-        for r in (r for r in runs if r["kind"] == "real_only"):
-            out.setdefault(iou, {})[str(r["n"])] = next((n for n, ap in fine if ap >= r[iou]["AP"]), None)
+        out[iou] = {str(r["n"]): next((n for n, ap in fine if ap >= r[iou]["AP"]), None)
+                    for r in runs if r["kind"] == "real_only" and r[iou]["AP"] > 0}
     return out
 
 
@@ -95,9 +96,16 @@ def _table(result: dict[str, Any], iou: str, classes: list[str]) -> str:
 
 def build_page(result: dict[str, Any], classes: list[str], figure: str) -> str:
     match = result["frames_to_match_real_only"]
-    match_rows = "".join(
-        f"<tr><td>{iou}</td><td>{n}</td><td>{'not within the curve' if m is None else m}</td></tr>"
-        for iou in ("segm", "bbox") for n, m in sorted(match.get(iou, {}).items(), key=lambda kv: int(kv[0])))
+    real_only_ns = sorted(r["n"] for r in result["runs"] if r["kind"] == "real_only")
+
+    def cell(iou: str, n: int) -> str:
+        if str(n) not in match.get(iou, {}):
+            return "n/a: real only scored 0"
+        m = match[iou][str(n)]
+        return "not within the curve" if m is None else str(m)
+
+    match_rows = "".join(f"<tr><td>{iou}</td><td>{n}</td><td>{cell(iou, n)}</td></tr>"
+                         for iou in ("segm", "bbox") for n in real_only_ns)
     return f"""<!doctype html><html><head><meta charset="utf-8"><title>{html.escape(result['title'])}</title>
 <style>body{{font-family:sans-serif;max-width:1200px;margin:auto}}table{{border-collapse:collapse;margin:8px 0}}
 td,th{{border:1px solid #bbb;padding:3px 8px;text-align:right}}td:nth-child(-n+2){{text-align:left}}</style></head><body>
