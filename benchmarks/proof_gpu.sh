@@ -21,9 +21,12 @@ export PYTHONUNBUFFERED=1 OMP_NUM_THREADS=2  # many training processes share 16 
   echo "cores: $(nproc --all)"  # plain nproc honours OMP_NUM_THREADS
 } | tee "$OUT/proof_gpu_env.txt"
 collect() {  # what comes back, also after a failure: page, JSON, plots, CSVs and logs (no checkpoints),
-  # as one archive (the device tool returns a limited number of files)
+  # as one archive (the device tool returns a limited number of files), and every run's predictions.json
+  # in a second one (bootstrap intervals and error analysis afterwards; apart, so that an archive too large
+  # to come back costs only the predictions)
   (cd "$WORK" && find . \( -name '*.json' -o -name '*.csv' -o -name '*.log' -o -name '*.png' -o -name '*.html' \) \
      ! -name predictions.json | tar czf "$OUT/proof_gpu.tgz" -T -) || true
+  (cd "$WORK" && find . -name predictions.json | tar czf "$OUT/proof_gpu_predictions.tgz" -T -) || true
 }
 trap collect EXIT
 # sized to end within 9 minutes; past BUDGET_S what finished still comes back
