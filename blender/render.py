@@ -26,6 +26,7 @@ from typing import Any
 
 import numpy as np
 
+from blender import camera_image
 from blender.frame_key import describe, frame_key, frames_on_disk, part_digests, plan_frames, shard_inputs
 from blender.keypoints import coco_keypoints, project
 from blender.labels import instance_map_from_exr
@@ -265,12 +266,15 @@ def render_frame(bpy, spec: SceneSpec, shard_dir: Path, seed_key: list[int], kee
         img.media_type = "MULTI_LAYER_IMAGE"
         img.color_depth = "32"
         # Re-encoded as 8 bits without Blender's metadata (render date and times), so the same scene
-        # gives the same bytes; auto-exposure and sensor noise (after it, like a sensor's) are applied here.
+        # gives the same bytes; auto-exposure, sensor noise (after it, like a sensor's) and the camera's
+        # processing and encoding (camera_image) are applied here.
         rgb = cv2.imread(str(tmp), cv2.IMREAD_UNCHANGED)
         if rgb is not None:
             rgb = auto_expose(rgb, spec.exposure_target)
         if spec.sensor_noise and rgb is not None:
             rgb = add_sensor_noise(rgb, **spec.sensor_noise)
+        if rgb is not None:  # the camera's processing and encoding (blender/camera_image.py); labels untouched
+            rgb = camera_image.apply(rgb, spec.camera_image)
         if rgb is None or not cv2.imwrite(str(tmp), rgb):
             raise OSError(f"{tmp}: could not re-encode the rendered image")
 

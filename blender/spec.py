@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 
+from blender.camera_image import draw as draw_camera_image
 from blender.draw import pick as _pick, rgb as _rgb, uniform as _u
 from blender.distractor_spec import DISTRACTOR_KINDS, STEEL, distractor_params  # noqa: F401 (re-exported)
 from blender.pallet_jack_spec import pallet_jack_params
@@ -100,6 +101,8 @@ class SceneSpec:
     sensor_noise: dict[str, Any] = field(default_factory=dict)
     # Camera auto-exposure: mean linear luminance the image is scaled to (0 = off, the render as is).
     exposure_target: float = 0.0
+    # How the camera forms and compresses the image after the render (blender/camera_image.py): step -> settings.
+    camera_image: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dict (tuples become lists)."""
@@ -290,6 +293,8 @@ def sample_scene(rng: np.random.Generator, render_cfg: dict[str, Any], frame: st
     exposure_target = 0.0
     if render_cfg["auto_exposure"]:  # a camera's metering target, off by an exposure bias like a real AE's
         exposure_target = round(AE_TARGET * 2 ** _u(rng, render_cfg["exposure_bias_ev"]), 4)
+    # drawn last, from a generator of its own: changing a share of camera_image changes nothing else of the scene
+    camera_image = draw_camera_image(np.random.default_rng(int(rng.integers(2**31 - 1))), render_cfg["camera_image"])
     return SceneSpec(
         frame=frame,
         resolution_px=(int(width), int(height)),
@@ -297,5 +302,5 @@ def sample_scene(rng: np.random.Generator, render_cfg: dict[str, Any], frame: st
         floor_roughness=round(_u(rng, rough), 3),
         wall_color=_rgb(_pick(rng, render_cfg["wall_colors"])),
         camera=camera, lights=lights, objects=objects, shell=shell, exposure_s=exposure_s, sensor_noise=noise,
-        exposure_target=exposure_target,
+        exposure_target=exposure_target, camera_image=camera_image,
         floor={"kind": floor_kind, "noise_scale": noise_scale, "noise_contrast": contrast})
