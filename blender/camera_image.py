@@ -1,33 +1,36 @@
-"""How a site's camera forms and compresses the image, after Cycles and before the PNG is written.
+"""How a site's camera forms and compresses the image, around the render's conversion to 8 bits.
 
 Pure numpy/OpenCV, no bpy. `draw` picks a frame's steps and their settings from the `render.camera_image`
 config (each step with its own share of frames and ranges) and a seeded generator; the result lives in
-the scene spec, so the metadata records it and a re-render repeats it. `apply` runs them on the 8-bit
-BGR image in the order a CCTV camera does (optics, colour processing, encoding). Labels never pass
-through here: masks, boxes and keypoints come from the render's passes and stay as they are.
+the scene spec, so the metadata records it and a re-render repeats it. Labels never pass through here:
+masks, boxes and keypoints come from the render's passes and stay as they are.
 
-Steps, in order:
-- lateral chromatic aberration: red and blue scaled about the centre by +/- `px` at the corner;
-- vignetting: brightness times 1 - strength * (r / r_corner)^2;
-- white balance error: per-channel gains (blue, green, red);
-- tone curve: gamma, then contrast about mid-grey (a camera's response);
-- infrared night mode: monochrome, brightness falling off from the centre (the illuminator's cone);
-- sharpening: unsharp mask (the halos of in-camera sharpening);
-- stream resolution: down to `scale` and back up (a 720p stream shown at 1080p);
-- on-screen overlay: a timestamp and a camera name, burnt in;
-- JPEG at `quality` (encode, decode).
+Two stages, as in a camera:
+- `optics` on the 16-bit render, in linear light, before auto-exposure meters it and before sensor noise:
+  lateral chromatic aberration (red scaled outward and blue inward about the centre, each by `px` at the
+  corner) and vignetting (linear gain 1 - strength * (r / r_corner)^2);
+- `process` on the 8-bit image after the noise: white balance error (a colour-temperature shift along
+  blue-amber and a small green-magenta tint, as gains), tone curve (gamma, then contrast about mid-grey),
+  night infrared mode (monochrome; brightness falling off from the centre: a crude stand-in for an IR
+  illuminator's cone, not a model of near-infrared reflectance), sharpening (unsharp-mask halos), then the
+  stream: scaled down to `scale` (a sub-stream), the timestamp and camera name burnt in and JPEG-encoded at
+  that size, decoded and scaled back up as a viewer shows it.
+
+Grey and tone use integer-exact paths (OpenCV's fixed-point grey, a lookup table) so that bytes do not
+depend on the CPU's floating-point functions.
 """
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
 
 from blender.draw import uniform as _u
 
-# the order `apply` runs the steps in; `draw` keeps this order in the spec
-STEPS = ("chromatic_aberration", "vignetting", "white_balance", "tone", "infrared", "sharpen", "resample",
-         "overlay", "jpeg")
+# every step, in the order they run (optics first)
+OPTICS = ("chromatic_aberration", "vignetting")
+STEPS = OPTICS + ("white_balance", "tone", "infrared", "sharpen", "resample", "overlay", "jpeg")
 
 
 def draw(rng: np.random.Generator, cfg: dict[str, Any]) -> dict[str, Any]:
@@ -39,7 +42,7 @@ def draw(rng: np.random.Generator, cfg: dict[str, Any]) -> dict[str, Any]:
         values = {
             "chromatic_aberration": lambda: {"px": round(_u(rng, cfg["chromatic_aberration_px"]), 3)},
             "vignetting": lambda: {"strength": round(_u(rng, cfg["vignetting_strength"]), 3)},
-            "white_balance": lambda: {"gains": [round(_u(rng, cfg["white_balance_gain"]), 3) for _ in range(3)]},
+            "white_balance": lambda: _gains(_u(rng, cfg["white_balance_shift"]), _u(rng, cfg["white_balance_tint"])),
             "tone": lambda: {"gamma": round(_u(rng, cfg["gamma"]), 3), "contrast": round(_u(rng, cfg["contrast"]), 3)},
             "infrared": lambda: {"falloff": round(_u(rng, cfg["infrared_falloff"]), 3)},
             "sharpen": lambda: {"amount": round(_u(rng, cfg["sharpen_amount"]), 3)},
@@ -56,66 +59,106 @@ def draw(rng: np.random.Generator, cfg: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def _gains(shift: float, tint: float) -> dict[str, Any]:
+    """White balance error as channel gains: `shift` in stops along blue-amber, `tint` green-magenta."""
+    return {"shift_stops": round(shift, 3), "tint_stops": round(tint, 3),
+            "gains_bgr": [round(2 ** -shift, 4), round(2 ** tint, 4), round(2 ** shift, 4)]}
+
+
 def _scale_about_centre(channel: np.ndarray, factor: float) -> np.ndarray:
     import cv2
 
     h, w = channel.shape
-    m = np.array([[factor, 0, (1 - factor) * (w - 1) / 2], [0, factor, (1 - factor) * (h - 1) / 2]], np.float32)
+    m = np.array([[factor, 0, (1 - factor) * (w - 1) / 2], [0, factor, (1 - factor) * (h - 1) / 2]], np.float64)
     return cv2.warpAffine(channel, m, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
 
 
 def _radius2(h: int, w: int) -> np.ndarray:
-    """Squared distance from the image centre, 1 at the corners."""
-    y, x = np.mgrid[0:h, 0:w].astype(np.float32)
+    """Squared distance from the image centre, 1 at the corners (float64 arithmetic only: exact everywhere)."""
+    y, x = np.mgrid[0:h, 0:w].astype(np.float64)
     cy, cx = (h - 1) / 2, (w - 1) / 2
     return ((y - cy) ** 2 + (x - cx) ** 2) / (cy ** 2 + cx ** 2)
 
 
-def apply(bgr: np.ndarray, steps: dict[str, Any]) -> np.ndarray:
-    """The 8-bit BGR image as the camera delivers it after `steps` (draw's dict); same shape and dtype."""
+def _srgb_table(bits: int) -> tuple[np.ndarray, np.ndarray]:
+    """(code -> linear) for `bits`-bit sRGB codes, and the sorted linear values at which codes change."""
+    x = np.arange(2 ** bits, dtype=np.float64) / (2 ** bits - 1)
+    lin = np.where(x <= 0.04045, x / 12.92, ((x + 0.055) / 1.055) ** 2.4)
+    return lin, (lin[1:] + lin[:-1]) / 2
+
+
+_LIN16 = None
+
+
+def optics(rgb16: np.ndarray, steps: dict[str, Any]) -> np.ndarray:
+    """The lens's part on the 16-bit render (BGR, sRGB-encoded): chromatic aberration and vignetting, in linear
+    light; same shape and dtype. Runs before auto-exposure, so metering sees the vignetted image, and before
+    sensor noise, so the corners are noisier relative to their signal, as on a sensor."""
+    global _LIN16
+    if not any(s in steps for s in OPTICS):
+        return rgb16
+    if _LIN16 is None:
+        _LIN16 = _srgb_table(16)
+    lin_of, edges = _LIN16
+    h, w = rgb16.shape[:2]
+    lin = lin_of[rgb16]
+    if "chromatic_aberration" in steps:
+        factor = 1 + steps["chromatic_aberration"]["px"] / (0.5 * math.hypot(h - 1, w - 1))
+        lin[..., 2] = _scale_about_centre(lin[..., 2], factor)  # red outward, blue inward
+        lin[..., 0] = _scale_about_centre(lin[..., 0], 1 / factor)
+    if "vignetting" in steps:
+        lin *= (1 - steps["vignetting"]["strength"] * _radius2(h, w))[..., None]
+    return np.searchsorted(edges, lin).astype(np.uint16)  # back to the nearest 16-bit code, exactly
+
+
+def process(bgr: np.ndarray, steps: dict[str, Any]) -> np.ndarray:
+    """The camera's processing and encoding of the 8-bit BGR image (after sensor noise); same shape and dtype."""
     import cv2
 
-    if not steps:
+    if not any(s in steps for s in STEPS if s not in OPTICS):
         return bgr
     h, w = bgr.shape[:2]
-    x = bgr.astype(np.float32)
-    if "chromatic_aberration" in steps:
-        px = steps["chromatic_aberration"]["px"]
-        factor = 1 + px / (0.5 * float(np.hypot(h, w)))
-        x[..., 2] = _scale_about_centre(x[..., 2], factor)  # red outward, blue inward, as a lateral CA
-        x[..., 0] = _scale_about_centre(x[..., 0], 1 / factor)
-    if "vignetting" in steps:
-        x *= (1 - steps["vignetting"]["strength"] * _radius2(h, w))[..., None]
+    x = bgr
     if "white_balance" in steps:
-        x *= np.array(steps["white_balance"]["gains"], np.float32)
+        x = np.clip(np.rint(x * np.array(steps["white_balance"]["gains_bgr"], np.float64)), 0, 255).astype(np.uint8)
     if "tone" in steps:
         t = steps["tone"]
-        x = 255 * (np.clip(x, 0, 255) / 255) ** t["gamma"]
-        x = 127.5 + (x - 127.5) * t["contrast"]
+        v = 255 * (np.arange(256, dtype=np.float64) / 255) ** t["gamma"]
+        x = cv2.LUT(x, np.clip(np.rint(127.5 + (v - 127.5) * t["contrast"]), 0, 255).astype(np.uint8))
     if "infrared" in steps:
-        grey = np.clip(x, 0, 255) @ np.array([0.114, 0.587, 0.299], np.float32)
-        grey *= 1 - steps["infrared"]["falloff"] * _radius2(h, w)
-        x = np.repeat(grey[..., None], 3, axis=2)
-    x = np.clip(np.rint(x), 0, 255).astype(np.uint8)
+        grey = cv2.cvtColor(x, cv2.COLOR_BGR2GRAY).astype(np.float64)
+        grey = np.clip(np.rint(grey * (1 - steps["infrared"]["falloff"] * _radius2(h, w))), 0, 255).astype(np.uint8)
+        x = cv2.cvtColor(grey, cv2.COLOR_GRAY2BGR)
     if "sharpen" in steps:
         blur = cv2.GaussianBlur(x, (0, 0), 1.2)
         x = cv2.addWeighted(x, 1 + steps["sharpen"]["amount"], blur, -steps["sharpen"]["amount"], 0)
-    if "resample" in steps:
-        s = steps["resample"]["scale"]
-        small = cv2.resize(x, (max(1, round(w * s)), max(1, round(h * s))), interpolation=cv2.INTER_AREA)
-        x = cv2.resize(small, (w, h), interpolation=cv2.INTER_LINEAR)
+    scale = steps["resample"]["scale"] if "resample" in steps else 1.0
+    if scale != 1.0:  # the stream: text and encoding happen at its size, the viewer scales it up
+        x = cv2.resize(x, (max(1, round(w * scale)), max(1, round(h * scale))), interpolation=cv2.INTER_AREA)
     if "overlay" in steps:
-        o = steps["overlay"]
-        size = max(0.3, h / 960)
-        thick = max(1, round(h / 480))
-        y = round(22 * size / 0.5) if o["top"] else h - round(10 * size / 0.5)
-        for text, pos in ((o["time"], (round(8 * size / 0.5), y)),
-                          (o["camera"], (w - round(150 * size / 0.5), y))):
-            cv2.putText(x, text, pos, cv2.FONT_HERSHEY_SIMPLEX, size, (0, 0, 0), thick + 2, cv2.LINE_AA)
-            cv2.putText(x, text, pos, cv2.FONT_HERSHEY_SIMPLEX, size, (255, 255, 255), thick, cv2.LINE_AA)
+        x = _overlay(x, steps["overlay"])
     if "jpeg" in steps:
         ok, buf = cv2.imencode(".jpg", x, [cv2.IMWRITE_JPEG_QUALITY, steps["jpeg"]["quality"]])
         if not ok:
             raise RuntimeError("OpenCV could not JPEG-encode the frame")
         x = cv2.imdecode(buf, cv2.IMREAD_COLOR)
+    if scale != 1.0:
+        x = cv2.resize(x, (w, h), interpolation=cv2.INTER_LINEAR)
+    return x
+
+
+def _overlay(x: np.ndarray, o: dict[str, Any]) -> np.ndarray:
+    """Timestamp (left) and camera name (right), white on a dark outline, along the top or bottom edge."""
+    import cv2
+
+    x = x.copy()
+    h, w = x.shape[:2]
+    size = max(0.3, h / 960)
+    thick = max(1, round(h / 480))
+    margin = max(2, round(h / 60))
+    for text, right in ((o["time"], False), (o["camera"], True)):
+        (tw, th), base = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, size, thick + 2)
+        pos = (w - tw - margin if right else margin, margin + th if o["top"] else h - margin - base)
+        cv2.putText(x, text, pos, cv2.FONT_HERSHEY_SIMPLEX, size, (0, 0, 0), thick + 2, cv2.LINE_AA)
+        cv2.putText(x, text, pos, cv2.FONT_HERSHEY_SIMPLEX, size, (255, 255, 255), thick, cv2.LINE_AA)
     return x

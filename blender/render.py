@@ -266,15 +266,17 @@ def render_frame(bpy, spec: SceneSpec, shard_dir: Path, seed_key: list[int], kee
         img.media_type = "MULTI_LAYER_IMAGE"
         img.color_depth = "32"
         # Re-encoded as 8 bits without Blender's metadata (render date and times), so the same scene
-        # gives the same bytes; auto-exposure, sensor noise (after it, like a sensor's) and the camera's
-        # processing and encoding (camera_image) are applied here.
+        # gives the same bytes; the lens, auto-exposure, sensor noise (after it, like a sensor's) and the
+        # camera's processing and encoding are applied here.
+        # The camera (blender/camera_image.py; labels never pass through it): the lens on the 16-bit render,
+        # then metering, sensor noise, and the camera's processing and encoding.
         rgb = cv2.imread(str(tmp), cv2.IMREAD_UNCHANGED)
         if rgb is not None:
-            rgb = auto_expose(rgb, spec.exposure_target)
+            rgb = auto_expose(camera_image.optics(rgb, spec.camera_image), spec.exposure_target)
         if spec.sensor_noise and rgb is not None:
             rgb = add_sensor_noise(rgb, **spec.sensor_noise)
-        if rgb is not None:  # the camera's processing and encoding (blender/camera_image.py); labels untouched
-            rgb = camera_image.apply(rgb, spec.camera_image)
+        if rgb is not None:
+            rgb = camera_image.process(rgb, spec.camera_image)
         if rgb is None or not cv2.imwrite(str(tmp), rgb):
             raise OSError(f"{tmp}: could not re-encode the rendered image")
 

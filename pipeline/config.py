@@ -15,6 +15,11 @@ RANGE_KEYS = ("pedestrians_per_image", "pallet_jacks_per_image", "distractors_pe
               "ceiling_height_m", "windows_per_wall", "exposure_s", "pedestrian_speed_mps",
               "pallet_jack_speed_mps", "sensor_noise_sigma", "light_kelvin")
 PROCEDURAL_CLASSES = ("pedestrian", "pallet_jack")
+# ranges of render.camera_image and the bounds their values must keep
+CAMERA_IMAGE_BOUNDS = {"chromatic_aberration_px": (0, 10), "vignetting_strength": (0, 0.95),
+                       "white_balance_shift": (-2, 2), "white_balance_tint": (-1, 1), "gamma": (0.2, 5),
+                       "contrast": (0.2, 5), "infrared_falloff": (0, 0.95), "sharpen_amount": (0, 5),
+                       "resample_scale": (0.1, 1), "jpeg_quality": (1, 100)}
 
 
 class ConfigError(ValueError):
@@ -73,6 +78,10 @@ def validate(cfg: dict[str, Any], source: str = "<config>") -> dict[str, Any]:
         lo, hi = cfg["render"][key]
         if lo > hi:
             raise ConfigError(f"{source}: render.{key}: min {lo} > max {hi}")
+    for key, (low, high) in CAMERA_IMAGE_BOUNDS.items():
+        lo, hi = cfg["render"]["camera_image"][key]
+        if not low <= lo <= hi <= high:
+            raise ConfigError(f"{source}: render.camera_image.{key}: need {low} <= min <= max <= {high}, got [{lo}, {hi}]")
     if cfg["render"]["camera_height_m"][1] >= cfg["render"]["ceiling_height_m"][0] - 0.5:
         raise ConfigError(f"{source}: render.camera_height_m: max {cfg['render']['camera_height_m'][1]} must be at "
                           f"least 0.5 m below the lowest ceiling (render.ceiling_height_m min "

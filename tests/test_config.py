@@ -70,6 +70,8 @@ def test_defaults_filled_from_schema():
     ({"proof": {"train": {"iterations": 0}}}, ["proof.train over train", "train.iterations"]),
     ({"proof": {"starts": ["full"]}}, ["proof.starts"]),
     ({"train": {"iterations": 50, "warmup_iters": 50}}, ["train.warmup_iters (50)", "below train.iterations (50)"]),
+    ({"render": {"camera_image": {"jpeg_quality": [95, 30]}}}, ["render.camera_image.jpeg_quality", "[95, 30]"]),
+    ({"render": {"camera_image": {"resample_scale": [0.5, 2.0]}}}, ["render.camera_image.resample_scale", "<= 1"]),
     ({"real_train": {"dataset": "dock"}}, ["real_train.dataset", "'dock'", "not a `datasets:` entry"]),
     ({"datasets": {"site": {"ann": "examples/site/instances_default.json", "images": "examples/site/images"}},
       "real_train": {"dataset": "site", "split": {"train": 0.8, "val": 0.2, "test": 0.0}}},
