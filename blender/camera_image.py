@@ -153,7 +153,7 @@ def _overlay(x: np.ndarray, o: dict[str, Any]) -> np.ndarray:
 
     x = x.copy()
     h, w = x.shape[:2]
-    size = max(0.3, h / 960)
+    size = max(0.15, h / 960)  # in proportion to the stream it is burnt into
     thick = max(1, round(h / 480))
     margin = max(2, round(h / 60))
     for text, right in ((o["time"], False), (o["camera"], True)):
