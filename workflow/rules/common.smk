@@ -200,3 +200,85 @@ def proof_info():
             "site_a_note": f"render section of {NAME}, model trained {config['train']['iterations']} iterations "
                            f"(weights: {config['model']['weights']})"}
     return json.dumps(info, sort_keys=True)
+
+
+# Training with a site's own frames (real.smk)
+REAL_TRAIN = config["real_train"]
+RT_SET = REAL_TRAIN["dataset"]
+RT_OUT = f"{OUT}/real_train"
+RT_DATA = f"{RT_OUT}/data"
+RT_TRAIN = merge(config["train"], REAL_TRAIN["train"])
+
+
+def _real_parts():
+    """Images in each part of the real set (the split depends on file names only: known before it runs)."""
+    from pipeline.datasets import split_set
+
+    with open(REAL[RT_SET]["ann"]) as f:
+        images = json.load(f)["images"]
+    parts = split_set({"images": images, "annotations": [], "categories": []}, REAL_TRAIN["split"],
+                      REAL_TRAIN["seed"], REAL_TRAIN["split_by"])
+    return {name: len(part["images"]) for name, part in parts.items()}
+
+
+RT_PARTS = _real_parts() if RT_SET else {"train": 0, "val": 0, "test": 0}
+if RT_SET and not (RT_PARTS["train"] and RT_PARTS["test"]):
+    raise ValueError(f"real_train: the split of datasets.{RT_SET} ({REAL[RT_SET]['ann']}) leaves {RT_PARTS['train']} "
+                     f"train and {RT_PARTS['test']} test images (split {REAL_TRAIN['split']}, by "
+                     f"{REAL_TRAIN['split_by']}): label more frames, change real_train.split or use split_by: image")
+RT_VAL = RT_PARTS["val"] > 0  # validation on the real val part when the split gives it frames
+# N of the curve: those under the train part's size, and all of it
+RT_NS = sorted({n for n in REAL_TRAIN["curve"] if n < RT_PARTS["train"]} | {RT_PARTS["train"]}) if RT_SET else []
+RT_RUNS = [f"{kind}_n{n}" for kind in ("real_only", "syn2real") for n in RT_NS] + ["mixed"]
+
+
+def rt_entry():
+    """The `datasets:` entry trained with (a clear error when real_train.dataset is empty)."""
+    if not RT_SET:
+        raise ValueError("real_train.dataset is empty: name a `datasets:` entry there to train with real frames "
+                         "(README 'Use your own images')")
+    return REAL[RT_SET]
+
+
+def real_model_json(run):
+    """`model` of a real run: synthetic -> real starts from the synthetic model, the others (and the synthetic
+    model scored as it is, syn2real_n0) as the main model."""
+    if run.startswith("syn2real") and run != "syn2real_n0":
+        return json.dumps(start_model(config["model"], REAL_TRAIN["transfer"], BASE_CKPT), sort_keys=True)
+    return cfg_json("model")
+
+
+def needs_real_set(paths):
+    """Input function of a real_train target: its files, or rt_entry's error (also when they exist already)."""
+    return lambda wildcards: (rt_entry(), paths)[1]
+
+
+def real_set_ann(wildcards):
+    """Input function: the prepared real set trained with."""
+    rt_entry()
+    return f"{OUT}/real/{RT_SET}/ann.json"
+
+
+def real_val_args(wildcards, input):
+    """train CLI arguments of real validation (none when real_train.split.val is 0)."""
+    return f"--val-json {shlex.quote(input.val)} --val-root {shlex.quote(rt_entry()['images'])}" if RT_VAL else ""
+
+
+def real_curve_runs():
+    """real-curve CLI --run arguments: kind, training file, metrics, training folder of every run."""
+    args = [("syn2real", "-", f"{RT_OUT}/runs/syn2real_n0/eval/metrics.json", "-")]
+    for kind in ("real_only", "syn2real"):
+        args += [(kind, f"{RT_DATA}/n{n}.json", f"{RT_OUT}/runs/{kind}_n{n}/eval/metrics.json",
+                  f"{RT_OUT}/runs/{kind}_n{n}/train") for n in RT_NS]
+    args.append(("mixed", f"{RT_DATA}/train.json", f"{RT_OUT}/runs/mixed/eval/metrics.json", f"{RT_OUT}/runs/mixed/train"))
+    return args
+
+
+def real_curve_info():
+    return json.dumps({"title": f"hangar-synth: real-label efficiency ({NAME}, {RT_SET})", "classes": config["classes"],
+                       "dataset": RT_SET, "split_by": REAL_TRAIN["split_by"], "seed": REAL_TRAIN["seed"],
+                       "parts": RT_PARTS, "transfer": REAL_TRAIN["transfer"], "iterations": RT_TRAIN["iterations"],
+                       "batch_size": RT_TRAIN["batch_size"], "lr": RT_TRAIN["lr"],
+                       "mixed_iterations": config["train"]["iterations"], "mix_fraction": REAL_TRAIN["mix_fraction"],
+                       "real_only_start": f"weights: {config['model']['weights']}, transfer: {MAIN_MODE}",
+                       "synthetic_model": f"{NAME}, {EVAL_CKPT}"}, sort_keys=True)
