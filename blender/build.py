@@ -1,6 +1,7 @@
 """Turn a SceneSpec into Blender objects (bpy). Geometry only; rendering lives in render.py."""
 from __future__ import annotations
 
+import json
 import math
 
 import bpy
@@ -268,7 +269,14 @@ def build_camera(cam: CameraSpec) -> bpy.types.Object:
     data.lens = cam.focal_mm
     data.sensor_width = cam.sensor_width_mm
     data.sensor_fit = "HORIZONTAL"
+    if cam.lens.get("model") == "fisheye_polynomial":  # a wide lens with barrel distortion (blender/lens.py)
+        data.type = "PANO"
+        data.panorama_type = "FISHEYE_LENS_POLYNOMIAL"
+        for i, k in enumerate(cam.lens["k"]):
+            setattr(data, f"fisheye_polynomial_k{i}", k)
+        data.fisheye_fov = cam.lens["fov_rad"]
     obj = bpy.data.objects.new("camera", data)
+    obj["lens_model"] = json.dumps(cam.lens or {"model": "pinhole"})  # read back by render.camera_matrices
     obj.location = cam.location
     direction = Vector(cam.look_at) - Vector(cam.location)
     obj.rotation_euler = direction.to_track_quat("-Z", "Y").to_euler()

@@ -6,6 +6,8 @@ from typing import Any
 
 import numpy as np
 
+from blender.lens import project_camera
+
 # A joint lies inside the body: a ray from the camera meets the person's own skin up to this far in
 # front of it (elbow, knee: ~5 cm, hip seen from the side: ~12 cm). A surface met earlier than that
 # hides the point: another object, or the body itself (the far wrist behind the torso, the eyes of a
@@ -20,9 +22,7 @@ KEYPOINTS = ("nose", "left_eye", "right_eye", "left_ear", "right_ear", "left_sho
 def project(points: np.ndarray, cam_mats: dict[str, Any]) -> tuple[np.ndarray, np.ndarray]:
     """World points (N, 3) -> pixel coordinates (N, 2) and whether each lies in front of the camera."""
     cam = (np.array(cam_mats["world_to_camera"]) @ np.c_[points, np.ones(len(points))].T)[:3]
-    uvw = np.array(cam_mats["K"]) @ cam
-    front = cam[2] > 1e-3
-    return (uvw[:2] / np.where(front, uvw[2], 1.0)).T, front
+    return project_camera(cam, cam_mats.get("lens"), np.array(cam_mats["K"]))
 
 
 def coco_keypoints(bpy, obj, camera, cam_mats: dict[str, Any], width: int, height: int) -> list[float] | None:

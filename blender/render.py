@@ -152,7 +152,8 @@ def configure_render(bpy, cfg: dict[str, Any], threads: int = 0) -> str:
 
 
 def camera_matrices(cam, width: int, height: int) -> dict[str, Any]:
-    """Pinhole intrinsics K and OpenCV-convention world->camera extrinsics."""
+    """Intrinsics K (for a wide lens: its focal length and centre, the radial mapping in `lens`, see
+    blender/lens.py) and OpenCV-convention world->camera extrinsics."""
     data = cam.data
     fx = data.lens / data.sensor_width * width
     K = [[fx, 0.0, width / 2.0], [0.0, fx, height / 2.0], [0.0, 0.0, 1.0]]
@@ -160,7 +161,8 @@ def camera_matrices(cam, width: int, height: int) -> dict[str, Any]:
     flip = np.diag([1.0, -1.0, -1.0, 1.0])  # Blender camera looks down -Z with +Y up; OpenCV: +Z, +Y down
     w2c = flip @ world_to_blender_cam
     return {"K": np.round(K, 6).tolist(), "world_to_camera": np.round(w2c, 6).tolist(),
-            "focal_mm": round(data.lens, 4), "sensor_width_mm": data.sensor_width}
+            "focal_mm": round(data.lens, 4), "sensor_width_mm": data.sensor_width,
+            "lens": json.loads(cam.get("lens_model", '{"model": "pinhole"}'))}
 
 
 def amodal_pixels(bpy, obj, cam_mats: dict[str, Any], width: int, height: int, supersample: int = 8) -> tuple[int, int]:

@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 
 from blender.camera_image import draw as draw_camera_image
+from blender.lens import lens_model
 from blender.draw import pick as _pick, rgb as _rgb, uniform as _u
 from blender.distractor_spec import DISTRACTOR_KINDS, STEEL, distractor_params  # noqa: F401 (re-exported)
 from blender.pallet_jack_spec import pallet_jack_params
@@ -68,6 +69,10 @@ class CameraSpec:
     look_at: tuple[float, float, float]
     focal_mm: float
     sensor_width_mm: float = 36.0
+    # The rig it was drawn from (render.camera_rigs; "" = camera_height_m/camera_distance_m/focal_mm) and its
+    # lens (blender/lens.py: a wide lens with barrel distortion; empty = the pinhole of focal_mm).
+    rig: str = ""
+    lens: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -184,10 +189,60 @@ def sample_shell(rng: np.random.Generator, render_cfg: dict[str, Any]) -> dict[s
             "window_sill_m": sill, "window_height_m": round(min(_u(rng, (1.2, 2.5)), height - sill - 0.5), 3)}
 
 
+def sample_rig_camera(rng: np.random.Generator, render_cfg: dict[str, Any], objects: list[ObjectSpec],
+                      placed: list[tuple[float, float, float]], frame: str, width: int, height: int) -> CameraSpec:
+    """A camera of one of render.camera_rigs (drawn by weight): its height, pitch below the horizon (or
+    distance), horizontal field of view and lens distortion drawn from the rig's ranges, aimed at a
+    labelled object (aim: objects; jittered by 1.5 m, at 0.3-1.3 m above the floor) or near the hall
+    centre, placed inside the hall and clear of every object; no roll, as a mounted camera. mount: wall
+    puts it on the wall behind the aim point (0.5 m off it), looking across the hall: its pitch follows
+    from the height and that distance, and pitch_deg, if given, bounds it."""
+    rigs = render_cfg["camera_rigs"]
+    names = sorted(rigs)
+    weights = np.array([rigs[n]["weight"] for n in names], float)
+    name = names[int(rng.choice(len(names), p=weights / weights.sum()))]
+    rig = rigs[name]
+    labelled = [o for o in objects if o.instance_id > 0]
+    for _ in range(200):
+        if rig["aim"] == "objects" and labelled:
+            tx, ty = labelled[int(rng.integers(len(labelled)))].location[:2]
+            tx, ty = tx + float(rng.uniform(-1.5, 1.5)), ty + float(rng.uniform(-1.5, 1.5))
+        else:
+            tx, ty = (float(v) for v in rng.uniform(-1, 1, size=2))
+        tz = float(rng.uniform(0.3, 1.3))
+        cam_h = _u(rng, rig["height_m"])
+        if rig["pitch_deg"]:
+            pitch = math.radians(_u(rng, rig["pitch_deg"]))
+            dist = (cam_h - tz) / math.tan(pitch) if cam_h > tz else -1.0
+        else:
+            dist = _u(rng, rig["distance_m"])
+        azimuth = float(rng.uniform(-math.pi, math.pi))
+        if rig["mount"] == "wall":  # on the wall behind the aim point, looking across the hall
+            ux, uy = -math.cos(azimuth), -math.sin(azimuth)
+            lim = HALL_M / 2 - 0.5
+            dist = min((lim - (tx if ux > 0 else -tx)) / abs(ux) if abs(ux) > 1e-9 else math.inf,
+                       (lim - (ty if uy > 0 else -ty)) / abs(uy) if abs(uy) > 1e-9 else math.inf)
+            pitch = math.degrees(math.atan2(cam_h - tz, dist))
+            if rig["pitch_deg"] and not rig["pitch_deg"][0] <= pitch <= rig["pitch_deg"][1]:
+                continue
+        cx, cy = tx - dist * math.cos(azimuth), ty - dist * math.sin(azimuth)
+        if (dist > 0.3 and max(abs(cx), abs(cy)) <= HALL_M / 2 - 0.5
+                and all(math.hypot(cx - px, cy - py) >= pr + CAMERA_CLEARANCE_M for px, py, pr in placed)):
+            break
+    else:
+        raise ValueError(f"{frame}: no position for a camera of render.camera_rigs.{name} inside the hall and clear "
+                         f"of the objects (height {rig['height_m']}, pitch {rig['pitch_deg']}, distance "
+                         f"{rig['distance_m']}); lower the height or raise the pitch")
+    lens = lens_model(_u(rng, rig["hfov_deg"]), _u(rng, rig["distortion"]), width, height)
+    return CameraSpec(location=(round(cx, 4), round(cy, 4), round(cam_h, 4)),
+                      look_at=(round(tx, 4), round(ty, 4), round(tz, 4)),
+                      focal_mm=lens["focal_mm"], sensor_width_mm=lens["sensor_width_mm"], rig=name, lens=lens)
+
+
 def sample_scene(rng: np.random.Generator, render_cfg: dict[str, Any], frame: str) -> SceneSpec:
     """Draw one warehouse scene from `rng` following the `render` config section."""
     width, height = render_cfg["resolution_px"]
-    area = 4.5
+    area = render_cfg["object_area_m"]
     placed: list[tuple[float, float, float]] = []
     objects: list[ObjectSpec] = []
     # Pedestrians first at the jacks' tillers (operators, jack_operator_prob), the rest free-standing:
@@ -238,21 +293,24 @@ def sample_scene(rng: np.random.Generator, render_cfg: dict[str, Any], frame: st
                                   round(float(rng.uniform(-math.pi, math.pi)), 4),
                                   distractor_params(rng, kind)))
 
-    for _ in range(100):  # never inside or against an object (a camera inside a rack renders black)
-        azimuth = float(rng.uniform(-math.pi, math.pi))
-        dist = _u(rng, render_cfg["camera_distance_m"])
-        cx, cy = dist * math.cos(azimuth), dist * math.sin(azimuth)
-        if all(math.hypot(cx - px, cy - py) >= pr + CAMERA_CLEARANCE_M for px, py, pr in placed):
-            break
+    if render_cfg["camera_rigs"]:
+        camera = sample_rig_camera(rng, render_cfg, objects, placed, frame, width, height)
     else:
-        raise ValueError(f"{frame}: no camera position clear of the objects within render.camera_distance_m "
-                         f"{render_cfg['camera_distance_m']}; widen it or lower the object counts")
-    cam_h = _u(rng, render_cfg["camera_height_m"])
-    camera = CameraSpec(
-        location=(round(cx, 4), round(cy, 4), round(cam_h, 4)),
-        look_at=(round(float(rng.uniform(-1, 1)), 4), round(float(rng.uniform(-1, 1)), 4),
-                 round(float(rng.uniform(0.3, 1.0)), 4)),
-        focal_mm=round(_u(rng, render_cfg["focal_mm"]), 3))
+        for _ in range(100):  # never inside or against an object (a camera inside a rack renders black)
+            azimuth = float(rng.uniform(-math.pi, math.pi))
+            dist = _u(rng, render_cfg["camera_distance_m"])
+            cx, cy = dist * math.cos(azimuth), dist * math.sin(azimuth)
+            if all(math.hypot(cx - px, cy - py) >= pr + CAMERA_CLEARANCE_M for px, py, pr in placed):
+                break
+        else:
+            raise ValueError(f"{frame}: no camera position clear of the objects within render.camera_distance_m "
+                             f"{render_cfg['camera_distance_m']}; widen it or lower the object counts")
+        cam_h = _u(rng, render_cfg["camera_height_m"])
+        camera = CameraSpec(
+            location=(round(cx, 4), round(cy, 4), round(cam_h, 4)),
+            look_at=(round(float(rng.uniform(-1, 1)), 4), round(float(rng.uniform(-1, 1)), 4),
+                     round(float(rng.uniform(0.3, 1.0)), 4)),
+            focal_mm=round(_u(rng, render_cfg["focal_mm"]), 3))
 
     shell = sample_shell(rng, render_cfg)
     lamp_z = round(shell["height_m"] - 0.3, 3)

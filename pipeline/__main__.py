@@ -14,6 +14,7 @@ STAGES = {
     "evaluate": "pipeline.evaluate",
     "report": "pipeline.report",
     "contact-sheet": "pipeline.contact_sheet",
+    "dataset-stats": "pipeline.dataset_stats",
     "predict": "pipeline.predict",
     "export": "pipeline.export",
     "prepare-dataset": "pipeline.datasets",

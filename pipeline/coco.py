@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import math
 from pathlib import Path
 from typing import Any
 
@@ -85,6 +86,17 @@ def decode_segmentation(seg: Any, height: int, width: int) -> np.ndarray:
     return mask_utils.decode(segmentation_rle(seg, height, width))
 
 
+def camera_summary(camera: dict[str, Any]) -> dict[str, Any]:
+    """A rendered frame's camera in numbers a site can compare with its own: rig, height (m), pitch below
+    the horizon and horizontal field of view (degrees), lens distortion (blender/lens.py: 0 a pinhole)."""
+    (x, y, z), (tx, ty, tz) = camera["location"], camera["look_at"]
+    lens = camera.get("lens") or {}
+    hfov = lens.get("hfov_deg", math.degrees(2 * math.atan(camera["sensor_width_mm"] / 2 / camera["focal_mm"])))
+    return {"rig": camera.get("rig") or "default", "height_m": round(z, 3),
+            "pitch_deg": round(math.degrees(math.atan2(z - tz, math.hypot(tx - x, ty - y))), 2),
+            "hfov_deg": round(hfov, 2), "distortion": lens.get("distortion", 0.0)}
+
+
 def annotate_shard(shard_dir: Path, classes: list[str], min_visible_pixels: int,
                    image_prefix: str = "", min_visibility: float = 0.0) -> dict[str, Any]:
     """Build the COCO dict for one shard; image file names are `image_prefix` + meta file_name."""
@@ -107,7 +119,9 @@ def annotate_shard(shard_dir: Path, classes: list[str], min_visible_pixels: int,
                        "width": meta["width"], "height": meta["height"], "frame": frame,
                        # what drew the image (blender/frame_key.py): a re-rendered frame changes every
                        # file downstream, so training notices new pixels even under the same labels
-                       "frame_key": meta.get("input_key")})
+                       "frame_key": meta.get("input_key"),
+                       # the camera that saw it (rig, height, pitch, field of view): dataset statistics, site sheets
+                       "camera": camera_summary(meta["scene"]["camera"]) if "scene" in meta else {}})
         for inst in meta["instances"]:
             if inst["category"] not in cat_ids:
                 raise ValueError(f"{meta_path}: instance {inst['id']} has category {inst['category']!r}, "

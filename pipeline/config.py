@@ -26,6 +26,28 @@ class ConfigError(ValueError):
     """A config value is wrong; the message names the file and key."""
 
 
+def check_rig(rig: dict[str, Any], where: str, render: dict[str, Any]) -> None:
+    """A camera rig's ranges are ordered, it stays under the ceiling and its lenses render (corners
+    within 90 deg of the axis, a monotone polynomial) at every corner of its ranges."""
+    if len(rig["pitch_deg"]) == 1:
+        raise ConfigError(f"{where}.pitch_deg: give [min, max], or [] to draw distance_m")
+    for key in ("height_m", "pitch_deg", "distance_m", "hfov_deg", "distortion"):
+        if rig[key] and rig[key][0] > rig[key][1]:
+            raise ConfigError(f"{where}.{key}: min {rig[key][0]} > max {rig[key][1]}")
+    if rig["height_m"][0] <= 0 or rig["height_m"][1] >= render["ceiling_height_m"][0] - 0.5:
+        raise ConfigError(f"{where}.height_m: {rig['height_m']} must lie above 0 and at least 0.5 m below the lowest "
+                          f"ceiling (render.ceiling_height_m min {render['ceiling_height_m'][0]})")
+    from blender.lens import lens_model
+
+    width, height = render["resolution_px"]
+    for hfov in rig["hfov_deg"]:
+        for d in rig["distortion"]:
+            try:
+                lens_model(hfov, d, width, height)
+            except ValueError as e:
+                raise ConfigError(f"{where}: hfov_deg {rig['hfov_deg']} with distortion {rig['distortion']}: {e}") from None
+
+
 def _fill_defaults(schema: dict, node: Any, root: dict | None = None) -> Any:
     """Insert `default` values from the schema into missing keys (recursively). A record given in
     part (a $ref to a definition without additional keys, e.g. one kind of `resources`) takes its
@@ -86,6 +108,8 @@ def validate(cfg: dict[str, Any], source: str = "<config>") -> dict[str, Any]:
         raise ConfigError(f"{source}: render.camera_height_m: max {cfg['render']['camera_height_m'][1]} must be at "
                           f"least 0.5 m below the lowest ceiling (render.ceiling_height_m min "
                           f"{cfg['render']['ceiling_height_m'][0]})")
+    for name, rig in cfg["render"]["camera_rigs"].items():
+        check_rig(rig, f"{source}: render.camera_rigs.{name}", cfg["render"])
     if not (0 < cfg["render"]["exposure_s"][0] and cfg["render"]["exposure_s"][1] <= 0.2):
         raise ConfigError(f"{source}: render.exposure_s: need 0 < min <= max <= 0.2 s, got {cfg['render']['exposure_s']}")
     if cfg["train"]["warmup_iters"] >= cfg["train"]["iterations"]:

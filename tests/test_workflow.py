@@ -14,7 +14,8 @@ from pipeline.config import merge
 pytestmark = pytest.mark.slow
 REPO = Path(__file__).resolve().parent.parent
 SNAKEMAKE = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile")]
-RULES = {"render", "annotate", "split", "weights", "train", "evaluate", "report", "contact_sheet", "crop_sheet", "all"}
+RULES = {"render", "annotate", "split", "weights", "train", "evaluate", "report", "contact_sheet", "crop_sheet", "dataset_stats",
+         "all"}
 # Smaller than configs/smoke.yaml so the test stays around a minute.
 TINY = {"render": {"shards": 2, "images_per_shard": 2, "resolution_px": [128, 96], "samples": 4},
         "model": {"weights": "none", "min_size_px": 96, "max_size_px": 128},
@@ -58,6 +59,12 @@ def test_smoke_workflow_end_to_end_and_targeted_reruns(tmp_path):
     assert "Dataset contact sheet" in html and (out / "report/contact_sheet.png").is_file()
     assert "People sheet" in html and (out / "report/pedestrian_sheet.png").is_file()
     assert "Jack sheet" in html and (out / "report/pallet_jack_sheet.png").is_file()
+    # the cameras of smoke's rigs, as annotate records them per image, summed up for the report
+    stats = json.loads((out / "report/dataset_stats.json").read_text())
+    images = [im for p in sorted((out / "coco").glob("shard_*.json")) for im in json.loads(p.read_text())["images"]]
+    assert {im["camera"]["rig"] for im in images} == set(stats["cameras"]) <= {"ceiling_cctv", "eye_level"}
+    assert sum(c["frames"] for c in stats["cameras"].values()) == len(images) == 4
+    assert "Dataset statistics" in html and (out / "report/dataset_stats.png").is_file()
     assert "COCO metrics" in html and "data:image/png;base64," in html and "pallet_jack" in html
     assert planned_rules(tmp_path) == set()
     # An evaluation setting changes: only evaluate and report rerun.
@@ -76,7 +83,8 @@ def test_smoke_workflow_end_to_end_and_targeted_reruns(tmp_path):
                 for p in sorted((out / "render").glob(f"shard_*/{sub}/*"))}
 
     before = {sub: digests(sub) for sub in ("rgb", "meta")}
-    changed = {"render": {"pedestrians_per_image": [3, 4], "camera_height_m": [3.0, 3.5]}}
+    rig_heights = {rig: {"height_m": [3.0, 3.5]} for rig in ("ceiling_cctv", "eye_level")}  # smoke's rigs
+    changed = {"render": {"pedestrians_per_image": [3, 4], "camera_rigs": rig_heights}}
     smk(tmp_path, write_config(tmp_path, **changed), "--cores", "2")
     for shard in ("000", "001"):
         log = (out / f"logs/render/shard_{shard}.log").read_text()

@@ -139,6 +139,54 @@ rule crop_sheet:
         " --max-images {params.crops} --out {output.png:q} > {log:q} 2>&1"
 
 
+rule dataset_stats:
+    """Object heights in pixels and visibility per class (a site's own sets beside them), cameras per rig."""
+    input:
+        coco=expand(f"{OUT}/coco/shard_{{shard}}.json", shard=SHARDS),
+        real=[f"{OUT}/real/{n}/ann.json" for n in REAL_EVAL],
+    output:
+        png=report(f"{OUT}/report/dataset_stats.png", category="Dataset"),
+        json=f"{OUT}/report/dataset_stats.json",
+    params:
+        py=PY,
+        root=root_of(0),
+        real=" ".join(shlex.quote(f"{n}={OUT}/real/{n}/ann.json") for n in REAL_EVAL),
+        out_dir=lambda w, output: str(Path(output.json).parent),
+        title=f"hangar-synth: {NAME}, dataset statistics",
+    conda:
+        ENV
+    log:
+        f"{OUT}/logs/dataset_stats.log",
+    threads: job_threads("report")
+    resources:
+        **job_resources("report"),
+    shell:
+        "{params.py:q} -m pipeline dataset-stats {input.coco:q} --image-root {params.root:q} --real {params.real}"
+        " --title {params.title:q} --out-dir {params.out_dir:q} > {log:q} 2>&1"
+
+
+rule site_sheets:
+    """snakemake site_sheets: 16 full frames of each camera rig, as its camera recorded them
+    (report/site_sheets/site_sheet_<rig>.png): hold them beside your own cameras' frames."""
+    input:
+        coco=expand(f"{OUT}/coco/shard_{{shard}}.json", shard=SHARDS),
+    output:
+        sheets=directory(f"{OUT}/report/site_sheets"),
+    params:
+        py=PY,
+        root=root_of(0),
+    conda:
+        ENV
+    log:
+        f"{OUT}/logs/site_sheets.log",
+    threads: job_threads("report")
+    resources:
+        **job_resources("report"),
+    shell:
+        "{params.py:q} -m pipeline dataset-stats {input.coco:q} --image-root {params.root:q}"
+        " --site-sheets-dir {output.sheets:q} > {log:q} 2>&1"
+
+
 rule people_sheet:
     """snakemake people_sheet: 24 pedestrians with mask outline and keypoints (report/pedestrian_sheet.png)."""
     input:
