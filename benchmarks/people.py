@@ -81,6 +81,8 @@ def main(argv: list[str] | None = None) -> int:
         merged.setdefault(key, {})
     merged["frames"][args.label] = args.frames
     merged["by_frame"][args.label] = result["by_frame"]
+    for key in ("by_rig", "by_camera_processing"):
+        merged.setdefault(key, {})[args.label] = result[key]
     merged["recognised"][args.label] = result["recognised"]
     merged["n"][args.label] = result["n"]
     merged["jack_false_alarms"][args.label] = result["jack_false_alarms"]

@@ -71,6 +71,8 @@ def main(argv: list[str] | None = None) -> int:
     images = {im["id"]: im for im in coco["images"]}
     counts = {"pedestrian": [0, 0], "pallet_jack": [0, 0]}
     sharpness = {"sharp": [0, 0], "motion_blurred": [0, 0]}  # pedestrians, by whether the frame has motion blur
+    by_rig: dict[str, list[int]] = {}  # pedestrians, by the camera rig of their frame (COCO image "camera")
+    by_processing = {"plain": [0, 0], "processed": [0, 0], "jpeg": [0, 0], "infrared": [0, 0]}  # scene.camera_image
     tiles: list[np.ndarray] = []
     with mp.solutions.pose.Pose(static_image_mode=True, model_complexity=1) as pose:
         for ann in sorted(coco["annotations"], key=lambda a: (a["image_id"], a["id"])):
@@ -85,10 +87,21 @@ def main(argv: list[str] | None = None) -> int:
             counts[name][1] += 1
             meta = args.coco.parent / Path(images[ann["image_id"]]["file_name"]).parent.parent / "meta" / \
                 f"{images[ann['image_id']]['frame']}.json"
+            if name == "pedestrian":
+                rig = (images[ann["image_id"]].get("camera") or {}).get("rig", "(not recorded)")
+                by_rig.setdefault(rig, [0, 0])
+                by_rig[rig][0] += hit
+                by_rig[rig][1] += 1
             if name == "pedestrian" and meta.is_file():
-                blurred = json.loads(meta.read_text())["scene"].get("exposure_s", 0) > 0
+                scene = json.loads(meta.read_text())["scene"]
+                blurred = scene.get("exposure_s", 0) > 0
                 sharpness["motion_blurred" if blurred else "sharp"][0] += hit
                 sharpness["motion_blurred" if blurred else "sharp"][1] += 1
+                steps = scene.get("camera_image") or {}
+                groups = ["processed" if steps else "plain"] + [k for k in ("jpeg", "infrared") if k in steps]
+                for g in groups:
+                    by_processing[g][0] += hit
+                    by_processing[g][1] += 1
             if name == "pedestrian":
                 tile = patch.copy()
                 for x, y in pts:
@@ -99,6 +112,9 @@ def main(argv: list[str] | None = None) -> int:
     result = {"recognised": round(ped[0] / ped[1], 3) if ped[1] else None, "n": ped[1],
               "jack_false_alarms": jack[0], "jacks": jack[1],
               "by_frame": {k: {"recognised": round(h / n, 3) if n else None, "n": n} for k, (h, n) in sharpness.items()},
+              "by_rig": {k: {"recognised": round(h / n, 3) if n else None, "n": n} for k, (h, n) in sorted(by_rig.items())},
+              "by_camera_processing": {k: {"recognised": round(h / n, 3) if n else None, "n": n}
+                                       for k, (h, n) in by_processing.items()},
               "criteria": {"crop_px": CROP_PX, "crop_scale": SCALE, "min_box_height_px": MIN_H,
                            "min_visibility": MIN_VIS, "max_truncation": MAX_TRUNC,
                            "landmark_visibility": CONF, "inside_box_share": INSIDE},

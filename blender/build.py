@@ -297,6 +297,8 @@ def build_lights(spec: SceneSpec) -> None:
         if ls.kind == "SPOT":
             data.spot_size = 1.4  # wide high-bay cone (80 degrees), pointing down
         obj = bpy.data.objects.new(f"light_{i}", data)
+        if ls.kind != "SUN":  # the lamp's emitting surface in view, as bright as it is (it clips)
+            obj.visible_camera = spec.lamps_visible
         obj.location = ls.location
         obj.rotation_euler = ls.rotation_euler
         bpy.context.scene.collection.objects.link(obj)

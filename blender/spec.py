@@ -108,6 +108,9 @@ class SceneSpec:
     exposure_target: float = 0.0
     # How the camera forms and compresses the image after the render (blender/camera_image.py): step -> settings.
     camera_image: dict[str, Any] = field(default_factory=dict)
+    # Lamps (area, point, spot lights) seen by the camera where they are in view (render.lamps_visible);
+    # False in specs saved before it existed, which re-render as they were.
+    lamps_visible: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dict (tuples become lists)."""
@@ -360,5 +363,5 @@ def sample_scene(rng: np.random.Generator, render_cfg: dict[str, Any], frame: st
         floor_roughness=round(_u(rng, rough), 3),
         wall_color=_rgb(_pick(rng, render_cfg["wall_colors"])),
         camera=camera, lights=lights, objects=objects, shell=shell, exposure_s=exposure_s, sensor_noise=noise,
-        exposure_target=exposure_target, camera_image=camera_image,
+        exposure_target=exposure_target, camera_image=camera_image, lamps_visible=bool(render_cfg["lamps_visible"]),
         floor={"kind": floor_kind, "noise_scale": noise_scale, "noise_contrast": contrast})
