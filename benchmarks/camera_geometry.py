@@ -104,7 +104,7 @@ def main() -> None:
     ap.add_argument("--config", default="configs/default.yaml")
     ap.add_argument("--n", type=int, default=400)
     ap.add_argument("--compare-before", action="store_true",
-                    help="also measure the same config with the camera and layout before #25 (render.camera_rigs: {}, "
+                    help="also measure the same config with the camera and layout before #25 (render.camera_rigs: {}, aisles_prob and group_prob 0, "
                          "object_area_m: 4.5)")
     ap.add_argument("--out", default="benchmarks/results/camera_geometry.json")
     args = ap.parse_args()
@@ -115,7 +115,7 @@ def main() -> None:
               "config_as_is": summary(measure(cfg["render"], args.n, cfg["seed"]))}
     if args.compare_before:
         off = copy.deepcopy(cfg["render"])
-        off.update(camera_rigs={}, object_area_m=4.5)
+        off.update(camera_rigs={}, object_area_m=4.5, aisles_prob=0.0, group_prob=0.0)
         result["before"] = summary(measure(off, args.n, cfg["seed"]))
     print(json.dumps(result, indent=1))
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)

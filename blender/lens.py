@@ -8,8 +8,9 @@ on 1/3" sensors lie in between (straight lines bow outwards towards the edges).
 Cycles renders such a lens as its panoramic camera FISHEYE_LENS_POLYNOMIAL, which maps the radius r
 (mm from the sensor centre) to theta = -(k0 + k1 r + k2 r^2 + k3 r^3 + k4 r^4). The polynomial is fitted
 to the mapping above over the image (to its corners; it follows it to < 0.1 px at 640 px wide for
-d >= 0.5, but only to ~1.2 % of the radius, 5 px at the corners, for nearly rectilinear 120-deg lenses,
-which four powers of r cannot bend up to tan), and then *is* the lens: the labels (keypoints,
+d >= 0.5 up to 100 deg, 0.6 px at 120 deg, but only to ~1.2 % of the radius, 5 px at the corners, for
+nearly rectilinear 120-deg lenses, which four powers of r cannot bend up to tan), and then *is* the lens:
+the labels (keypoints,
 amodal extents) are projected through the polynomial itself (inverted by Newton's method), so they
 agree with the render however closely the fit follows the drawn lens.
 """
@@ -60,13 +61,22 @@ def lens_model(hfov_deg: float, distortion: float, width: int, height: int) -> d
     A = np.stack([s, s**2, s**3, s**4], axis=1)
     a = np.linalg.lstsq(A * w[:, None], np.append(theta, half) * w, rcond=None)[0]
     c = a / r_corner ** np.arange(1, 5)
+    # 10 significant digits: the spec (and the labels) hold exactly what Cycles gets, whatever the BLAS
     lens = {**base, "model": "fisheye_polynomial", "focal_mm": round(focal, 6),
-            "k": [0.0] + [float(-v) for v in c]}
+            "k": [0.0] + [float(f"{-v:.10g}") for v in c]}
     # monotone over the image: one radius per angle (else the inverse, and the image, fold)
     rr = np.linspace(0.0, r_corner * 1.02, 2000)
     if np.any(np.diff(_theta(lens, rr)) <= 0):
         raise ValueError(f"lens {hfov_deg} deg, distortion {d}: its polynomial is not monotone over the image")
     lens["fov_rad"] = round(float(2.0 * _theta(lens, np.array(r_corner * 1.02))), 6)
+    # Labels project further out than Cycles renders (amodal extents and truncation count the parts of
+    # an object beyond the image): out to 1.5x the corner radius, or as far as the polynomial stays
+    # monotone and below 89 deg off axis.
+    far = np.linspace(r_corner * 1.02, r_corner * 1.5, 500)
+    th = _theta(lens, far)
+    ok = (np.diff(th, prepend=th[0] - 1) > 0) & (th < math.radians(89.0))
+    last = int(np.argmin(ok)) - 1 if not ok.all() else len(far) - 1
+    lens["label_fov_rad"] = round(float(2.0 * th[max(last, 0)]), 6)
     return lens
 
 
@@ -94,7 +104,7 @@ def project_camera(cam: np.ndarray, lens: dict[str, Any] | None, K: np.ndarray) 
         return (uvw[:2] / np.where(front, uvw[2], 1.0)).T, front
     rho = np.hypot(cam[0], cam[1])
     theta = np.arctan2(rho, cam[2])
-    front = theta < lens["fov_rad"] / 2.0
+    front = theta < lens.get("label_fov_rad", lens["fov_rad"]) / 2.0
     r_px = _radius(lens, np.where(front, theta, 0.0)) * K[0, 0] / lens["focal_mm"]  # K[0,0]: px per mm * f
     unit = np.where(rho > 0, 1.0 / np.maximum(rho, 1e-12), 0.0)
     return np.stack([K[0, 2] + cam[0] * unit * r_px, K[1, 2] + cam[1] * unit * r_px], axis=1), front

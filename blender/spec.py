@@ -144,6 +144,53 @@ def _place(rng: np.random.Generator, radius: float, placed: list[tuple[float, fl
     return None
 
 
+RACK_DEPTH_M = 1.2  # a rack bay with its pallets, front face to back face (blender/build.py _rack: posts at +-0.5 m)
+RACK_DISC_M = 0.65  # rack rows are placed as chains of discs of this radius, 0.4 m apart (a rectangle to +-6 cm)
+
+
+def rack_rows(rng: np.random.Generator, area_m: float) -> tuple[list[ObjectSpec], list[tuple[float, float, float]],
+                                                                list[tuple[float, float, float, float]]]:
+    """Rows of pallet racking with aisles between them, along x: 2-4 rows of 3-5 bays (2.0-2.8 m
+    each), aisles 2.8-4.0 m between rack faces. Returns the rack objects, their footprint discs and the
+    aisles as (x0, x1, y_centre, half width between the faces)."""
+    n_rows, n_bays = int(rng.integers(2, 5)), int(rng.integers(3, 6))
+    aisle = float(rng.uniform(2.8, 4.0))
+    pitch = aisle + RACK_DEPTH_M
+    bays = [distractor_params(rng, "rack") for _ in range(n_rows * n_bays)]
+    length = max(sum(b["width_m"] for b in bays[r * n_bays:(r + 1) * n_bays]) for r in range(n_rows))
+    x_off = float(rng.uniform(-1.0, 1.0)) * max(0.0, area_m - length / 2)
+    y0 = -pitch * (n_rows - 1) / 2 + float(rng.uniform(-1.0, 1.0))
+    racks, discs, aisles = [], [], []
+    for r in range(n_rows):
+        y = y0 + r * pitch
+        row = bays[r * n_bays:(r + 1) * n_bays]
+        x = x_off - sum(b["width_m"] for b in row) / 2
+        x_start = x
+        for k, bay in enumerate(row):
+            racks.append(ObjectSpec(f"ctx_row{r}_bay{k}_rack", "rack", None, 0,
+                                    (round(x + bay["width_m"] / 2, 4), round(y, 4), 0.0), 0.0, bay))
+            x += bay["width_m"]
+        discs += [(float(u), y, RACK_DISC_M) for u in np.arange(x_start, x + 1e-9, 0.4)]
+        if r:
+            aisles.append((x_start, x, y - pitch / 2, aisle / 2))
+    return racks, discs, aisles
+
+
+def _place_layout(rng: np.random.Generator, radius: float, placed: list[tuple[float, float, float]], area_m: float,
+                  aisles: list[tuple[float, float, float, float]], aisle_share: float) -> tuple[float, float, bool] | None:
+    """A floor position (and whether it is in an aisle): in an aisle wide enough for the footprint with
+    probability aisle_share, else anywhere in the area (_place's rule)."""
+    fits = [a for a in aisles if a[3] - radius > 0.05]
+    if fits and rng.random() < aisle_share:
+        for _ in range(60):
+            x0, x1, yc, half = fits[int(rng.integers(len(fits)))]
+            x, y = float(rng.uniform(x0, x1)), yc + float(rng.uniform(-1, 1)) * (half - radius)
+            if all(math.hypot(x - px, y - py) >= radius + pr for px, py, pr in placed):
+                return x, y, True
+    pos = _place(rng, radius, placed, area_m)
+    return None if pos is None else (*pos, False)
+
+
 ASSET_SUFFIXES = (".blend", ".glb", ".gltf", ".obj")
 
 
@@ -192,6 +239,42 @@ def sample_shell(rng: np.random.Generator, render_cfg: dict[str, Any]) -> dict[s
             "window_sill_m": sill, "window_height_m": round(min(_u(rng, (1.2, 2.5)), height - sill - 0.5), 3)}
 
 
+def _add_companions(rng: np.random.Generator, render_cfg: dict[str, Any], objects: list[ObjectSpec],
+                    placed: list[tuple[float, float, float]], left: int) -> int:
+    """With render.group_prob, one or two people walking beside the person just placed (if walking):
+    0.65-0.9 m to the side, up to 0.3 m ahead or behind, the same heading (+-0.1 rad), walking, moving
+    with the leader under motion blur. Placed only where their footprint is free of everything but the
+    group's own discs (footprints touch on purpose: side by side). `left`: people still to place;
+    returns how many were added."""
+    leader = objects[-1]
+    if leader.params.get("pose") != "walking" or left < 1 or rng.random() >= render_cfg["group_prob"]:
+        return 0
+    group = [len(placed) - 1]
+    added = 0
+    for side in [1.0, -1.0][: 1 + int(rng.random() < 0.35)]:
+        if added >= left:
+            break
+        side *= 1.0 if rng.random() < 0.5 else -1.0
+        lateral, ahead = float(rng.uniform(0.65, 0.9)) * side, float(rng.uniform(-0.3, 0.3))
+        c, s = math.cos(leader.yaw_rad), math.sin(leader.yaw_rad)  # local +x (side), +y (facing) turned by yaw
+        x = leader.location[0] + lateral * c - ahead * s
+        y = leader.location[1] + lateral * s + ahead * c
+        params = pedestrian_params(rng, render_cfg)
+        params.update(pose="walking", swing_deg=round(_u(rng, (15, 30)), 2), arms="sides", walks_with=leader.name)
+        params.pop("carried_box", None)
+        params.pop("grip_m", None)
+        r = FOOTPRINT_M[PEDESTRIAN]
+        if not all(math.hypot(x - px, y - py) >= r + pr for k, (px, py, pr) in enumerate(placed) if k not in group):
+            continue
+        placed.append((x, y, r))
+        group.append(len(placed) - 1)
+        added += 1
+        objects.append(ObjectSpec(f"inst_{len(objects) + 1:03d}", PEDESTRIAN, PEDESTRIAN, len(objects) + 1,
+                                  (round(x, 4), round(y, 4), 0.0),
+                                  round(leader.yaw_rad + float(rng.uniform(-0.1, 0.1)), 4), params))
+    return added
+
+
 def sample_rig_camera(rng: np.random.Generator, render_cfg: dict[str, Any], objects: list[ObjectSpec],
                       placed: list[tuple[float, float, float]], frame: str, width: int, height: int) -> CameraSpec:
     """A camera of one of render.camera_rigs (drawn by weight): its height, pitch below the horizon (or
@@ -229,13 +312,16 @@ def sample_rig_camera(rng: np.random.Generator, render_cfg: dict[str, Any], obje
             if rig["pitch_deg"] and not rig["pitch_deg"][0] <= pitch <= rig["pitch_deg"][1]:
                 continue
         cx, cy = tx - dist * math.cos(azimuth), ty - dist * math.sin(azimuth)
-        if (dist > 0.3 and max(abs(cx), abs(cy)) <= HALL_M / 2 - 0.5
+        if (dist > 0.3 and max(abs(cx), abs(cy)) <= HALL_M / 2 - 0.5 + 1e-9
                 and all(math.hypot(cx - px, cy - py) >= pr + CAMERA_CLEARANCE_M for px, py, pr in placed)):
             break
     else:
+        advice = ("on a wall, the pitch follows from height and distance: widen pitch_deg (or set it to []) or "
+                  "raise height_m" if rig["mount"] == "wall" else "lower height_m or raise pitch_deg (the camera "
+                  "lands outside the hall)" if rig["pitch_deg"] else "shorten distance_m")
         raise ValueError(f"{frame}: no position for a camera of render.camera_rigs.{name} inside the hall and clear "
                          f"of the objects (height {rig['height_m']}, pitch {rig['pitch_deg']}, distance "
-                         f"{rig['distance_m']}); lower the height or raise the pitch")
+                         f"{rig['distance_m']}, mount {rig['mount']}): {advice}")
     lens = lens_model(_u(rng, rig["hfov_deg"]), _u(rng, rig["distortion"]), width, height)
     return CameraSpec(location=(round(cx, 4), round(cy, 4), round(cam_h, 4)),
                       look_at=(round(tx, 4), round(ty, 4), round(tz, 4)),
@@ -256,10 +342,23 @@ def sample_scene(rng: np.random.Generator, render_cfg: dict[str, Any], frame: st
                                             render_cfg["pallet_jacks_per_image"][1] + 1))}
     n_distract = int(rng.integers(render_cfg["distractors_per_image"][0],
                                   render_cfg["distractors_per_image"][1] + 1))
+    # A working warehouse's layout (render.aisles_prob): rack rows first, people and jacks mostly in the
+    # aisles between them, facing along them. Drawn only when the share is set: other configs' scenes stay.
+    racks: list[ObjectSpec] = []
+    aisles: list[tuple[float, float, float, float]] = []
+    if render_cfg["aisles_prob"] > 0 and rng.random() < render_cfg["aisles_prob"]:
+        racks, discs, aisles = rack_rows(rng, area)
+        placed += discs
     for category in (PALLET_JACK, PEDESTRIAN):
         files = asset_files(render_cfg.get("assets", {}).get(category, ""))
-        for _ in range(budget[category]):
-            pos = _place(rng, FOOTPRINT_M[category], placed, area)
+        left = budget[category]
+        while left > 0:
+            left -= 1
+            if aisles:
+                got = _place_layout(rng, FOOTPRINT_M[category], placed, area, aisles, 0.75)
+                pos, in_aisle = (None, False) if got is None else (got[:2], got[2])
+            else:
+                pos, in_aisle = _place(rng, FOOTPRINT_M[category], placed, area), False
             if pos is None:
                 continue
             placed.append((*pos, FOOTPRINT_M[category]))
@@ -272,8 +371,13 @@ def sample_scene(rng: np.random.Generator, render_cfg: dict[str, Any], frame: st
                 params["asset_hsv"] = [round(_u(rng, (-0.06, 0.06)), 3), round(_u(rng, (0.75, 1.25)), 3),
                                        round(_u(rng, (0.7, 1.3)), 3)]
             yaw = round(float(rng.uniform(-math.pi, math.pi)), 4)
+            if in_aisle:  # along the aisle, one way or the other
+                yaw = round(math.copysign(math.pi / 2, yaw) + float(rng.uniform(-0.25, 0.25)), 4)
+                params["in_aisle"] = True
             objects.append(ObjectSpec(f"inst_{len(objects) + 1:03d}", category, category, len(objects) + 1,
                                       (round(pos[0], 4), round(pos[1], 4), 0.0), yaw, params))
+            if category == PEDESTRIAN and render_cfg["group_prob"] > 0:
+                left -= _add_companions(rng, render_cfg, objects, placed, left)
             if (category == PALLET_JACK and budget[PEDESTRIAN] and "asset" not in params
                     and rng.random() < render_cfg["jack_operator_prob"]):
                 person, ahead = operator_params(rng, render_cfg, params, objects[-1].name)
@@ -296,6 +400,7 @@ def sample_scene(rng: np.random.Generator, render_cfg: dict[str, Any], frame: st
                                   round(float(rng.uniform(-math.pi, math.pi)), 4),
                                   distractor_params(rng, kind)))
 
+    objects += racks
     if render_cfg["camera_rigs"]:
         camera = sample_rig_camera(rng, render_cfg, objects, placed, frame, width, height)
     else:
@@ -343,10 +448,10 @@ def sample_scene(rng: np.random.Generator, render_cfg: dict[str, Any], frame: st
                 o.params["velocity_mps"] = [round(-speed * math.sin(o.yaw_rad), 4),
                                             round(speed * math.cos(o.yaw_rad), 4)]
         by_name = {o.name: o for o in objects}
-        for o in objects:  # an operator moves with the jack it pushes or pulls
-            jack = by_name.get(o.params.get("operates", ""))
-            if jack is not None and jack.params.get("velocity_mps"):
-                o.params["velocity_mps"] = list(jack.params["velocity_mps"])
+        for o in objects:  # an operator moves with the jack it pushes or pulls, a companion with its leader
+            lead = by_name.get(o.params.get("operates", "")) or by_name.get(o.params.get("walks_with", ""))
+            if lead is not None and lead.params.get("velocity_mps"):
+                o.params["velocity_mps"] = list(lead.params["velocity_mps"])
     noise: dict[str, Any] = {}
     if rng.random() < render_cfg["sensor_noise_prob"]:
         noise = {"sigma": round(_u(rng, render_cfg["sensor_noise_sigma"]), 3),

@@ -37,15 +37,33 @@ def check_rig(rig: dict[str, Any], where: str, render: dict[str, Any]) -> None:
     if rig["height_m"][0] <= 0 or rig["height_m"][1] >= render["ceiling_height_m"][0] - 0.5:
         raise ConfigError(f"{where}.height_m: {rig['height_m']} must lie above 0 and at least 0.5 m below the lowest "
                           f"ceiling (render.ceiling_height_m min {render['ceiling_height_m'][0]})")
+    import numpy as np
+
     from blender.lens import lens_model
+    from blender.spec import ObjectSpec, sample_rig_camera
 
     width, height = render["resolution_px"]
-    for hfov in rig["hfov_deg"]:
-        for d in rig["distortion"]:
+    for hfov in np.linspace(*rig["hfov_deg"], 9):  # where lenses fail is no convex region: a grid, not corners
+        for d in np.linspace(*rig["distortion"], 9):
             try:
-                lens_model(hfov, d, width, height)
+                lens_model(float(hfov), float(d), width, height)
             except ValueError as e:
                 raise ConfigError(f"{where}: hfov_deg {rig['hfov_deg']} with distortion {rig['distortion']}: {e}") from None
+    # the rig can be placed: 40 scenes of one person anywhere in the object area (nothing else in the way)
+    rng = np.random.default_rng(0)
+    alone = {**render, "camera_rigs": {where.rsplit(".", 1)[-1]: rig}}
+    area = render["object_area_m"]
+    failed = 0
+    for i in range(40):
+        person = ObjectSpec("inst_001", "pedestrian", "pedestrian", 1,
+                            (float(rng.uniform(-area, area)), float(rng.uniform(-area, area)), 0.0), 0.0, {})
+        try:
+            sample_rig_camera(rng, alone, [person], [], f"check_{i}", width, height)
+        except ValueError as e:
+            failed += 1
+            reason = str(e).split(": ", 1)[1]
+    if failed:
+        raise ConfigError(f"{where}: {failed} of 40 test scenes found no camera position ({reason})")
 
 
 def _fill_defaults(schema: dict, node: Any, root: dict | None = None) -> Any:

@@ -165,8 +165,14 @@ def test_rig_config_errors_name_the_rig_and_key():
         validate(cfg({"hfov_deg": [100, 80]}))
     with pytest.raises(ConfigError, match=r"render.camera_rigs.cctv.pitch_deg: give \[min, max\]"):
         validate(cfg({"pitch_deg": [30]}))
-    with pytest.raises(ConfigError, match=r"render.camera_rigs.cctv: hfov_deg \[120, 160\] with distortion"):
-        validate(cfg({"hfov_deg": [120, 160], "distortion": [0.8, 1.0]}))
+    portrait = cfg({"hfov_deg": [100, 120], "distortion": [0.9, 1.0]})  # 3:4: corners 1.67x the side edge
+    portrait["render"]["resolution_px"] = [480, 640]
+    with pytest.raises(ConfigError, match=r"render.camera_rigs.cctv: hfov_deg \[100, 120\] with distortion.*90 deg"):
+        validate(portrait)
+    # a wall rig whose pitch range its geometry cannot reach: refused before any render, with the remedy
+    with pytest.raises(ConfigError, match=r"cctv: 40 of 40 test scenes found no camera position .*widen pitch_deg"):
+        validate(cfg({"mount": "wall", "height_m": [3.0, 4.0], "pitch_deg": [30, 60]}))
+    validate(cfg({"mount": "wall", "height_m": [3.0, 4.0], "pitch_deg": []}))
     with pytest.raises(ConfigError, match="unknown key render.camera_rigs.cctv.fov"):
         validate(cfg({"fov": [1, 2]}))
 
@@ -199,3 +205,57 @@ def test_a_fisheye_frame_keeps_keypoints_and_boxes_on_the_rendered_masks(tmp_pat
                     on += bool(near[int(y), int(x)])
     assert total >= 10, total
     assert on >= 0.95 * total, f"{on}/{total} visible keypoints on their person's mask"
+
+
+def test_aisle_layouts_and_people_walking_side_by_side():
+    """render.aisles_prob / group_prob: rack rows of contiguous bays with aisles between their faces,
+    people and jacks clear of the racks (their footprint against the racks' rectangles), most of them
+    in the aisles facing along them; companions beside their walking leader, same heading, moving with it."""
+    from blender.spec import FOOTPRINT_M, RACK_DEPTH_M, sample_scene
+
+    render = dict(load_config(REPO / "configs" / "default.yaml")["render"], aisles_prob=1.0, group_prob=1.0,
+                  motion_blur_prob=1.0)
+    in_aisle = labelled = companions = 0
+    for i in range(150):
+        spec = sample_scene(np.random.default_rng([0, 0, i]), render, f"{i:06d}")
+        racks = [o for o in spec.objects if o.name.startswith("ctx_row")]
+        rows = {}
+        for o in racks:
+            rows.setdefault(o.location[1], []).append(o)
+        assert 2 <= len(rows) <= 4 and all(3 <= len(r) <= 5 for r in rows.values()), spec.frame
+        for row in rows.values():  # bays end to end, facing the aisles (yaw 0: their depth along y)
+            row.sort(key=lambda o: o.location[0])
+            assert all(o.yaw_rad == 0.0 for o in row)
+            for a, b in zip(row, row[1:]):
+                assert abs(b.location[0] - a.location[0] - (a.params["width_m"] + b.params["width_m"]) / 2) < 1e-3
+        ys = sorted(rows)
+        gaps = np.diff(ys) - RACK_DEPTH_M
+        assert np.all((gaps > 2.8 - 1e-3) & (gaps < 4.0 + 1e-3)) and np.ptp(gaps) < 1e-3
+        by_name = {o.name: o for o in spec.objects}
+        for o in spec.objects:
+            if not o.instance_id:
+                continue
+            labelled += 1
+            r = FOOTPRINT_M[o.kind]
+            for k in racks:  # distance from the footprint's centre to the bay's rectangle
+                dx = max(abs(o.location[0] - k.location[0]) - k.params["width_m"] / 2, 0.0)
+                dy = max(abs(o.location[1] - k.location[1]) - RACK_DEPTH_M / 2, 0.0)
+                assert math.hypot(dx, dy) >= r - 0.06, (spec.frame, o.name, k.name)  # disc chain: 6 cm scallops
+            x0 = min(k.location[0] - k.params["width_m"] / 2 for k in racks)
+            x1 = max(k.location[0] + k.params["width_m"] / 2 for k in racks)
+            if o.params.get("in_aisle"):  # between two rows, facing along them
+                in_aisle += 1
+                assert x0 <= o.location[0] <= x1 and ys[0] < o.location[1] < ys[-1], (spec.frame, o.name)
+                assert abs(math.sin(o.yaw_rad)) > math.cos(0.26), (spec.frame, o.name)
+            lead = by_name.get(o.params.get("walks_with", ""))
+            if lead is not None:
+                companions += 1
+                d = math.hypot(o.location[0] - lead.location[0], o.location[1] - lead.location[1])
+                assert 0.65 - 1e-3 <= d <= math.hypot(0.9, 0.3) + 1e-3
+                assert abs(math.remainder(o.yaw_rad - lead.yaw_rad, 2 * math.pi)) <= 0.1 + 1e-4
+                assert o.params["pose"] == lead.params["pose"] == "walking"
+                assert o.params["velocity_mps"] == lead.params["velocity_mps"]
+        assert sum(o.category == "pedestrian" for o in spec.objects) <= render["pedestrians_per_image"][1]
+    assert in_aisle >= 0.5 * labelled and companions >= 20, (in_aisle, labelled, companions)
+    off = sample_scene(np.random.default_rng([0, 0, 0]), dict(render, aisles_prob=0.0, group_prob=0.0), "f")
+    assert not any(o.name.startswith("ctx_row") or "walks_with" in o.params for o in off.objects)

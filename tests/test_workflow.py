@@ -62,7 +62,9 @@ def test_smoke_workflow_end_to_end_and_targeted_reruns(tmp_path):
     # the cameras of smoke's rigs, as annotate records them per image, summed up for the report
     stats = json.loads((out / "report/dataset_stats.json").read_text())
     images = [im for p in sorted((out / "coco").glob("shard_*.json")) for im in json.loads(p.read_text())["images"]]
-    assert {im["camera"]["rig"] for im in images} == set(stats["cameras"]) <= {"ceiling_cctv", "eye_level"}
+    assert {im["camera"]["rig"] for im in images} == set(stats["cameras"]) == {"ceiling_cctv", "eye_level"}
+    lenses = [json.loads(p.read_text())["camera"]["lens"]["model"] for p in sorted(out.glob("render/shard_*/meta/*.json"))]
+    assert "fisheye_polynomial" in lenses and "pinhole" in lenses  # a wide lens end to end, and a pinhole
     assert sum(c["frames"] for c in stats["cameras"].values()) == len(images) == 4
     assert "Dataset statistics" in html and (out / "report/dataset_stats.png").is_file()
     assert "COCO metrics" in html and "data:image/png;base64," in html and "pallet_jack" in html
