@@ -58,6 +58,12 @@ def build_distractor(spec: ObjectSpec) -> bpy.types.Object:
         _forklift(mb, spec, mat)
     elif spec.kind == "rack":
         _rack(mb, spec, mat)
+    elif spec.kind == "stacker":
+        _stacker(mb, spec, mat)
+    elif spec.kind == "hand_truck":
+        _hand_truck(mb, spec, mat)
+    elif spec.kind == "roll_cage":
+        _roll_cage(mb, spec, mat)
     else:
         raise ValueError(f"unknown object kind {spec.kind!r}")
     return mb.to_object(spec)
@@ -143,6 +149,88 @@ def _forklift(mb: MeshBuilder, spec: ObjectSpec, paint) -> None:
         wood = material(f"{spec.name}_pallet", (0.55, 0.42, 0.28), 0.8)
         mb.box((0, -1.15, fh + 0.13), (1.0, 1.0, 0.14), wood)
         mb.box((0, -1.15, fh + 0.6), (0.95, 0.95, 0.8), material(f"{spec.name}_cargo", (0.55, 0.4, 0.25), 0.85))
+
+
+def _stacker(mb: MeshBuilder, spec: ObjectSpec, paint) -> None:
+    """Walkie (forks over wheeled legs) or straddle stacker (legs outside the pallet) facing +y: drive
+    unit with tiller behind, mast, carriage and forks at fork_height_m, optionally a loaded pallet."""
+    p = spec.params
+    rubber = material(f"{spec.name}_rubber", BLACK, 0.8)
+    steel = material(f"{spec.name}_steel", STEEL, 0.35, metallic=1.0)
+    dark = material(f"{spec.name}_dark", (0.08, 0.08, 0.09), 0.6)
+    mb.box((0, -0.35, 0.6), (0.75, 0.55, 1.05), paint)                 # drive and battery unit
+    mb.box((0, -0.35, 1.15), (0.6, 0.4, 0.08), dark)                   # cover
+    for x in (-0.3, 0.3):
+        mb.box((x, 0.0, p["mast_height_m"] / 2), (0.08, 0.12, p["mast_height_m"]), steel)
+    mb.box((0, 0.0, p["mast_height_m"] - 0.04), (0.68, 0.1, 0.08), steel)  # mast head
+    leg_x = 0.5 if p["straddle"] else 0.28
+    for x in (-leg_x, leg_x):                                          # base legs with load wheels
+        mb.box((x, 0.55, 0.05), (0.12, 1.1, 0.1), paint)
+        mb.cylinder((x, 1.0, 0.05), 0.05, 0.08, rubber, rot=(0, math.pi / 2, 0))
+    mb.cylinder((0, -0.55, 0.1), 0.1, 0.12, rubber, rot=(0, math.pi / 2, 0))  # drive wheel
+    fh = p["fork_height_m"]
+    mb.box((0, 0.09, fh + 0.3), (0.7, 0.05, 0.55), steel)             # carriage
+    for x in (-0.27, 0.27):
+        mb.box((x, 0.68, fh + 0.03), (0.16, 1.15, 0.06), steel)
+    t = p["tiller_angle_rad"]  # tiller: from a pivot at the unit's back, t from upright towards the back
+    base = np.array([0.0, -0.63, 0.5])
+    tip = base + np.array([0.0, -math.sin(t), math.cos(t)])
+    mid = (base + tip) / 2
+    mb.cylinder(tuple(mid), 0.025, 1.0, dark, rot=(math.atan2(-(tip[1] - base[1]), tip[2] - base[2]), 0, 0))
+    mb.box((0, tip[1], tip[2]), (0.36, 0.08, 0.1), dark)               # control head
+    if p["load"]:
+        wood = material(f"{spec.name}_pallet", (0.55, 0.42, 0.28), 0.8)
+        mb.box((0, 0.7, fh + 0.13), (0.8, 1.2, 0.14), wood)
+        mb.box((0, 0.7, fh + 0.5), (0.75, 1.1, 0.6), material(f"{spec.name}_cargo", (0.55, 0.4, 0.25), 0.85))
+
+
+def _hand_truck(mb: MeshBuilder, spec: ObjectSpec, paint) -> None:
+    """Two-wheel sack truck: nose plate on the floor in front, frame and handles up from the axle,
+    tilted back about the axle by tilt_rad (handles back, its nose lifts), cartons on the nose plate."""
+    p = spec.params
+    rubber = material(f"{spec.name}_rubber", BLACK, 0.8)
+    steel = material(f"{spec.name}_steel", STEEL, 0.35, metallic=1.0)
+    h, tilt = p["height_m"], p["tilt_rad"]
+    # built upright about the axle (y = 0, z = 0.13), then turned back (about x) by tilt
+    pre = Matrix.Translation((0, 0, 0.13)) @ Matrix.Rotation(tilt, 4, "X") @ Matrix.Translation((0, 0, -0.13))
+    for x in (-0.2, 0.2):
+        mb.box((x, 0.0, h / 2 + 0.02), (0.03, 0.03, h - 0.04), paint, pre=pre)   # rails
+    for z in (0.45, 0.85):
+        mb.box((0, 0.0, z), (0.43, 0.025, 0.025), paint, pre=pre)
+    mb.box((0, 0.0, h - 0.02), (0.5, 0.035, 0.035), paint, pre=pre)           # handle bar
+    mb.box((0, 0.14, 0.005), (0.42, 0.26, 0.01), steel, pre=pre)              # nose plate
+    for x in (-0.26, 0.26):
+        mb.cylinder((x, -0.05, 0.13), 0.13, 0.07, rubber, rot=(0, math.pi / 2, 0))  # wheels stay on the floor
+    carton = material(f"{spec.name}_carton", (0.6, 0.45, 0.28), 0.85)
+    z = 0.01
+    for k in range(p["cartons"]):
+        size = 0.3 - 0.04 * k
+        mb.box((0, 0.15, z + size / 2), (0.38, 0.26, size), carton, pre=pre)
+        z += size
+
+
+def _roll_cage(mb: MeshBuilder, spec: ObjectSpec, paint) -> None:
+    """Roll container: a base on four castors, wire mesh on three sides (open at the front, -y), cartons inside."""
+    p = spec.params
+    rubber = material(f"{spec.name}_rubber", BLACK, 0.8)
+    h, sx, sy = p["height_m"], 0.72, 0.8
+    for x in (-0.3, 0.3):
+        for y in (-0.33, 0.33):
+            mb.cylinder((x, y, 0.05), 0.05, 0.04, rubber, rot=(0, math.pi / 2, 0))
+    mb.box((0, 0, 0.14), (sx, sy, 0.06), paint)
+    top = h
+    for x in (-sx / 2, sx / 2):                                        # side meshes
+        for y in np.linspace(-sy / 2, sy / 2, 8):
+            mb.box((x, y, (0.17 + top) / 2), (0.012, 0.012, top - 0.17), paint)
+        for z in np.linspace(0.3, top - 0.01, 7):
+            mb.box((x, 0, z), (0.012, sy, 0.012), paint)
+    for x in np.linspace(-sx / 2, sx / 2, 8):                          # back mesh
+        mb.box((x, sy / 2, (0.17 + top) / 2), (0.012, 0.012, top - 0.17), paint)
+    for z in np.linspace(0.3, top - 0.01, 7):
+        mb.box((0, sy / 2, z), (sx, 0.012, 0.012), paint)
+    carton = material(f"{spec.name}_carton", (0.6, 0.45, 0.28), 0.85)
+    for k in range(p["cartons"]):
+        mb.box((0.15 * (-1) ** k, 0.05, 0.17 + 0.2 + 0.4 * (k // 2)), (0.3, 0.5, 0.38), carton)
 
 
 BUILDERS = {"pedestrian": build_pedestrian, "pallet_jack": build_pallet_jack}

@@ -11,6 +11,10 @@ from blender.draw import pick as _pick, rgb as _rgb, uniform as _u
 from blender.pallet_jack_spec import pallet_load
 
 DISTRACTOR_KINDS = ("box", "cone", "barrel", "pallet", "rack", "forklift", "post", "clutter")
+# Look-alikes (render.lookalike_prob): hard negatives that share a pallet jack's forks and tiller or a
+# person's size and upright shape; unlabelled like every distractor.
+LOOKALIKE_KINDS = ("stacker", "hand_truck", "roll_cage")
+LOOKALIKE_PAINTS = [(0.95, 0.7, 0.02), (0.8, 0.1, 0.05), (0.95, 0.4, 0.02), (0.1, 0.3, 0.7), (0.15, 0.45, 0.2)]
 STEEL = (0.45, 0.45, 0.47)  # steel parts of posts, forklifts, jacks and roof beams
 
 
@@ -52,4 +56,20 @@ def distractor_params(rng: np.random.Generator, kind: str) -> dict[str, Any]:
                 "fork_height_m": round(_u(rng, (0.05, 1.2)), 3),
                 "mast_height_m": round(_u(rng, (2.0, 2.6)), 3),
                 "load": bool(rng.random() < 0.4)}
+    if kind == "stacker":  # walkie or straddle stacker: a pallet jack's closest relative, with a mast
+        return {"color": _rgb(_pick(rng, LOOKALIKE_PAINTS)),
+                "straddle": bool(rng.random() < 0.4),
+                "mast_height_m": round(_u(rng, (1.6, 2.3)), 3),
+                "fork_height_m": round(_u(rng, (0.09, 1.3)), 3),
+                "tiller_angle_rad": round(_u(rng, (0.0, 1.1)), 3),
+                "load": bool(rng.random() < 0.35)}
+    if kind == "hand_truck":  # two-wheel sack truck, upright or tilted back, sometimes with cartons
+        return {"color": _rgb(_pick(rng, [(0.1, 0.25, 0.6), (0.7, 0.05, 0.03), (0.05, 0.05, 0.05), STEEL])),
+                "height_m": round(_u(rng, (1.05, 1.3)), 3),
+                "tilt_rad": round(_u(rng, (0.0, 0.45)), 3) if rng.random() < 0.4 else 0.0,
+                "cartons": int(rng.integers(0, 3))}
+    if kind == "roll_cage":  # wire roll container on castors, three mesh sides
+        return {"color": _rgb(_pick(rng, [STEEL, (0.75, 0.75, 0.7), (0.1, 0.3, 0.6)])),
+                "height_m": round(_u(rng, (1.5, 1.8)), 3),
+                "cartons": int(rng.integers(0, 5))}
     raise ValueError(f"unknown distractor kind {kind!r}")

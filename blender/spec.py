@@ -15,7 +15,7 @@ import numpy as np
 from blender.camera_image import draw as draw_camera_image
 from blender.lens import lens_model
 from blender.draw import pick as _pick, rgb as _rgb, uniform as _u
-from blender.distractor_spec import DISTRACTOR_KINDS, STEEL, distractor_params  # noqa: F401 (re-exported)
+from blender.distractor_spec import DISTRACTOR_KINDS, LOOKALIKE_KINDS, STEEL, distractor_params  # noqa: F401 (re-exported)
 from blender.pallet_jack_spec import pallet_jack_params
 from blender.pedestrian_spec import operator_params, pedestrian_params
 
@@ -35,6 +35,9 @@ FOOTPRINT_M = {  # >= the largest horizontal reach of the built mesh (tests/test
     "forklift": 1.75,
     "post": 0.3,
     "clutter": 1.1,       # flat marks reaching 0.6 m from a centre up to 0.42 m off the origin
+    "stacker": 1.6,       # forks or straddle legs 1.26 m ahead, the tiller up to 1.5 m behind
+    "hand_truck": 0.7,    # wheels 0.3 m to the side, handles 0.55 m back when tilted
+    "roll_cage": 0.6,
 }
 # Floor finishes: (colour choices, roughness range, noise scale (0: plain), noise contrast)
 FLOORS = {
@@ -391,6 +394,8 @@ def sample_scene(rng: np.random.Generator, render_cfg: dict[str, Any], frame: st
                                               round(math.remainder(yaw + math.pi, 2 * math.pi), 4), person))
     for k in range(n_distract):
         kind = _pick(rng, DISTRACTOR_KINDS)
+        if render_cfg["lookalike_prob"] > 0 and rng.random() < render_cfg["lookalike_prob"]:
+            kind = _pick(rng, LOOKALIKE_KINDS)  # drawn only when set: other configs' scenes stay
         pos = _place(rng, FOOTPRINT_M[kind], placed, area + 1.5)
         if pos is None:
             continue

@@ -181,7 +181,7 @@ import json
 import numpy as np
 import bpy  # noqa: F401  (bmesh needs it first)
 from blender.build import BUILDERS, build_distractor, clear_scene
-from blender.distractor_spec import DISTRACTOR_KINDS, distractor_params
+from blender.distractor_spec import DISTRACTOR_KINDS, LOOKALIKE_KINDS, distractor_params
 from blender.pallet_jack_spec import pallet_jack_params
 from blender.pedestrian_spec import POSES, operator_params, pedestrian_params
 from blender.spec import ObjectSpec
@@ -189,7 +189,7 @@ from tests.conftest import tiny_render_cfg
 
 out = {}
 poses = sorted(set(POSES)) + ["operating"]
-for kind in ("pedestrian", "pallet_jack", *DISTRACTOR_KINDS):
+for kind in ("pedestrian", "pallet_jack", *DISTRACTOR_KINDS, *LOOKALIKE_KINDS):
     for i in range(30):
         rng = np.random.default_rng([7, i])
         if kind == "pedestrian":  # every pose, at the far end of its ranges (widest stride, deepest bend)
