@@ -13,8 +13,9 @@ Two stages, as in a camera:
   blue-amber and a small green-magenta tint, as gains), tone curve (gamma, then contrast about mid-grey),
   night infrared mode (monochrome; brightness falling off from the centre: a crude stand-in for an IR
   illuminator's cone, not a model of near-infrared reflectance), sharpening (unsharp-mask halos), then the
-  stream: scaled down to `scale` (a sub-stream), the timestamp and camera name burnt in and JPEG-encoded at
-  that size, decoded and scaled back up as a viewer shows it.
+  stream: scaled down to `scale` (a sub-stream), the timestamp and camera name burnt in, H.264-encoded
+  (libx264, an intra frame at a constant rate factor) and/or JPEG-encoded at that size, decoded and scaled
+  back up as a viewer shows it.
 
 Grey and tone use integer-exact paths (OpenCV's fixed-point grey, a lookup table) so that bytes do not
 depend on the CPU's floating-point functions.
@@ -22,6 +23,7 @@ depend on the CPU's floating-point functions.
 from __future__ import annotations
 
 import math
+from fractions import Fraction
 from typing import Any
 
 import numpy as np
@@ -30,7 +32,7 @@ from blender.draw import uniform as _u
 
 # every step, in the order they run (optics first)
 OPTICS = ("chromatic_aberration", "vignetting")
-STEPS = OPTICS + ("white_balance", "tone", "infrared", "sharpen", "resample", "overlay", "jpeg")
+STEPS = OPTICS + ("white_balance", "tone", "infrared", "sharpen", "resample", "overlay", "jpeg", "h264")
 
 
 def draw(rng: np.random.Generator, cfg: dict[str, Any]) -> dict[str, Any]:
@@ -53,6 +55,7 @@ def draw(rng: np.random.Generator, cfg: dict[str, Any]) -> dict[str, Any]:
                                         f"{int(rng.integers(0, 60)):02d}",
                                 "top": bool(rng.random() < 0.5)},
             "jpeg": lambda: {"quality": int(rng.integers(cfg["jpeg_quality"][0], cfg["jpeg_quality"][1] + 1))},
+            "h264": lambda: {"crf": int(rng.integers(cfg["h264_crf"][0], cfg["h264_crf"][1] + 1))},
         }[step]()
         if on:
             out[step] = values
@@ -137,6 +140,8 @@ def process(bgr: np.ndarray, steps: dict[str, Any]) -> np.ndarray:
         x = cv2.resize(x, (max(1, round(w * scale)), max(1, round(h * scale))), interpolation=cv2.INTER_AREA)
     if "overlay" in steps:
         x = _overlay(x, steps["overlay"])
+    if "h264" in steps:  # the video stream, then (with jpeg too) a JPEG snapshot exported from it
+        x = h264(x, steps["h264"]["crf"])
     if "jpeg" in steps:
         ok, buf = cv2.imencode(".jpg", x, [cv2.IMWRITE_JPEG_QUALITY, steps["jpeg"]["quality"]])
         if not ok:
@@ -145,6 +150,29 @@ def process(bgr: np.ndarray, steps: dict[str, Any]) -> np.ndarray:
     if scale != 1.0:
         x = cv2.resize(x, (w, h), interpolation=cv2.INTER_LINEAR)
     return x
+
+
+def h264(bgr: np.ndarray, crf: int) -> np.ndarray:
+    """The frame through an H.264 encoder and decoder (libx264 in PyAV's FFmpeg): an intra frame at
+    constant rate factor `crf` (23 good, 40+ a starved CCTV stream: blocks, smeared texture, the
+    deblocking filter's blur) in 4:2:0 chroma, one thread and a fixed preset, so bytes repeat."""
+    import av
+
+    h, w = bgr.shape[:2]
+    even = np.pad(bgr, ((0, h % 2), (0, w % 2), (0, 0)), mode="edge")  # 4:2:0 needs even sizes
+    codec = av.CodecContext.create("libx264", "w")
+    codec.width, codec.height = even.shape[1], even.shape[0]
+    codec.pix_fmt = "yuv420p"
+    codec.time_base = Fraction(1, 25)
+    codec.options = {"crf": str(int(crf)), "preset": "veryfast", "threads": "1", "keyint": "1"}
+    frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(even), format="bgr24").reformat(format="yuv420p")
+    packets = list(codec.encode(frame)) + list(codec.encode(None))
+    decoder = av.CodecContext.create("h264", "r")
+    decoder.options = {"threads": "1"}
+    frames = [f for p in packets for f in decoder.decode(p)] + list(decoder.decode(None))
+    if len(frames) != 1:
+        raise RuntimeError(f"H.264 round trip gave {len(frames)} frames, expected 1")
+    return frames[0].to_ndarray(format="bgr24")[:h, :w]
 
 
 def _overlay(x: np.ndarray, o: dict[str, Any]) -> np.ndarray:

@@ -19,7 +19,7 @@ PROCEDURAL_CLASSES = ("pedestrian", "pallet_jack")
 CAMERA_IMAGE_BOUNDS = {"chromatic_aberration_px": (0, 10), "vignetting_strength": (0, 0.95),
                        "white_balance_shift": (-2, 2), "white_balance_tint": (-1, 1), "gamma": (0.2, 5),
                        "contrast": (0.2, 5), "infrared_falloff": (0, 0.95), "sharpen_amount": (0, 5),
-                       "resample_scale": (0.1, 1), "jpeg_quality": (1, 100)}
+                       "resample_scale": (0.1, 1), "jpeg_quality": (1, 100), "h264_crf": (0, 51)}
 
 
 class ConfigError(ValueError):

@@ -7,7 +7,7 @@ import cv2
 import numpy as np
 import pytest
 
-from blender.camera_image import STEPS, draw, optics, process
+from blender.camera_image import STEPS, draw, h264, optics, process
 from blender.spec import SceneSpec, sample_scene
 from tests.conftest import load_frame, run_render, tiny_render_cfg
 
@@ -97,6 +97,13 @@ def test_each_processing_step_does_what_it_says():
     texture = cv2.GaussianBlur(np.random.default_rng(0).integers(0, 256, (120, 160, 3), dtype=np.uint8), (0, 0), 1.5)
     errs = [np.abs(process(texture, {"jpeg": {"quality": q}}).astype(int) - texture).mean() for q in (30, 60, 95)]
     assert errs[0] > errs[1] > errs[2] > 0
+    # H.264: the error grows with the rate factor, bytes repeat, odd sizes come back whole; at a sub-stream
+    errs = [np.abs(process(texture, {"h264": {"crf": c}}).astype(int) - texture).mean() for c in (18, 32, 46)]
+    assert errs[0] < errs[1] < errs[2] and errs[2] > 1.5 * errs[0]
+    assert np.array_equal(process(texture, {"h264": {"crf": 40}}), process(texture, {"h264": {"crf": 40}}))
+    odd = texture[:121, :161]
+    assert h264(odd, 30).shape == odd.shape
+    assert process(texture, {"resample": {"scale": 0.55}, "h264": {"crf": 35}}).shape == texture.shape
     for top in (True, False):
         over = process(flat, {"overlay": {"camera": "CAM 07", "time": "2026-05-01 12:00:00", "top": top}})
         rows = np.argwhere((over != flat).any(axis=2))[:, 0]
