@@ -287,7 +287,7 @@ def sample_rig_camera(rng: np.random.Generator, render_cfg: dict[str, Any], obje
     puts it on the wall behind the aim point (0.5 m off it), looking across the hall: its pitch follows
     from the height and that distance, and pitch_deg, if given, bounds it."""
     rigs = render_cfg["camera_rigs"]
-    names = sorted(rigs)
+    names = sorted(n for n in rigs if rigs[n]["weight"] > 0)
     weights = np.array([rigs[n]["weight"] for n in names], float)
     name = names[int(rng.choice(len(names), p=weights / weights.sum()))]
     rig = rigs[name]

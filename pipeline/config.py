@@ -128,6 +128,10 @@ def validate(cfg: dict[str, Any], source: str = "<config>") -> dict[str, Any]:
                           f"{cfg['render']['ceiling_height_m'][0]})")
     for name, rig in cfg["render"]["camera_rigs"].items():
         check_rig(rig, f"{source}: render.camera_rigs.{name}", cfg["render"])
+    rigs = cfg["render"]["camera_rigs"]
+    if rigs and not any(r["weight"] > 0 for r in rigs.values()):
+        raise ConfigError(f"{source}: render.camera_rigs: every rig has weight 0; give one a weight, or write "
+                          "camera_rigs: {} in a config file for the single rig of camera_height_m/camera_distance_m")
     if not (0 < cfg["render"]["exposure_s"][0] and cfg["render"]["exposure_s"][1] <= 0.2):
         raise ConfigError(f"{source}: render.exposure_s: need 0 < min <= max <= 0.2 s, got {cfg['render']['exposure_s']}")
     if cfg["train"]["warmup_iters"] >= cfg["train"]["iterations"]:

@@ -173,6 +173,8 @@ def test_rig_config_errors_name_the_rig_and_key():
     with pytest.raises(ConfigError, match=r"cctv: 40 of 40 test scenes found no camera position .*widen pitch_deg"):
         validate(cfg({"mount": "wall", "height_m": [3.0, 4.0], "pitch_deg": [30, 60]}))
     validate(cfg({"mount": "wall", "height_m": [3.0, 4.0], "pitch_deg": []}))
+    with pytest.raises(ConfigError, match="render.camera_rigs: every rig has weight 0"):
+        validate(cfg({"weight": 0}))
     with pytest.raises(ConfigError, match="unknown key render.camera_rigs.cctv.fov"):
         validate(cfg({"fov": [1, 2]}))
 

@@ -270,7 +270,9 @@ def test_comparisons_zero_shot_data_efficiency_and_a_real_set_in_one_report(tmp_
 PROOF_TINY = {"seed": 3, "shards": 1, "train_images": [2], "val_images": 1, "test_images": 1,
               "starts": ["feature_extraction", "fine_tune", "from_scratch"],
               "train": {"iterations": 2, "eval_every": 1},
-              "site_b": {"floor_kinds": ["asphalt"], "jack_paints": ["green"], "camera_height_m": [3.5, 6.0]}}
+              # smoke's rigs: site B's cameras higher, the eye-level rig weighed 0 (a merge cannot remove it)
+              "site_b": {"floor_kinds": ["asphalt"], "jack_paints": ["green"],
+                         "camera_rigs": {"ceiling_cctv": {"height_m": [3.5, 5.0]}, "eye_level": {"weight": 0}}}}
 
 
 def test_proof_experiment_dag_and_a_tiny_run(tmp_path):
