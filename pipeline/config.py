@@ -51,7 +51,7 @@ def check_rig(rig: dict[str, Any], where: str, render: dict[str, Any]) -> None:
                 raise ConfigError(f"{where}: hfov_deg {rig['hfov_deg']} with distortion {rig['distortion']}: {e}") from None
     # the rig can be placed: 40 scenes of one person anywhere in the object area (nothing else in the way)
     rng = np.random.default_rng(0)
-    alone = {**render, "camera_rigs": {where.rsplit(".", 1)[-1]: rig}}
+    alone = {**render, "camera_rigs": {where.rsplit(".", 1)[-1]: {**rig, "weight": 1.0}}}
     area = render["object_area_m"]
     failed = 0
     for i in range(40):
