@@ -23,8 +23,8 @@ CLUSTER = REPO / "tests" / "cluster"
 CLUSTER_RESOURCES = yaml.safe_load((REPO / "configs/cluster_test.yaml").read_text())["resources"]
 TABLE = load_config(REPO / "configs/smoke.yaml", {"resources": CLUSTER_RESOURCES})["resources"]  # with defaults
 # rule -> its kind in the table; render and annotate of a shard run as one group job (profiles/slurm)
-KINDS = {"contact_sheet": "report", "crop_sheet": "report", "train": "train", "evaluate": "evaluate",
-         "report": "report"}
+KINDS = {"contact_sheet": "report", "crop_sheet": "report", "dataset_stats": "report", "train": "train",
+         "evaluate": "evaluate", "report": "report"}
 SHARD_GROUP = "shard_annotate_render"
 
 
@@ -71,8 +71,8 @@ def test_smoke_workflow_runs_through_slurm_and_matches_local_run(slurm_cluster, 
     # Every non-local rule went through sbatch: render and annotate of a shard in one group job (2 shards:
     # 2 jobs; profiles/slurm: group-components shard=1), the others one job each (people and jack sheets: 2).
     names = [name for _, name in submitted]
-    assert sorted(names) == sorted([SHARD_GROUP, SHARD_GROUP, "contact_sheet", "crop_sheet", "crop_sheet", "train",
-                                    "evaluate", "report"]), log[-3000:]
+    assert sorted(names) == sorted([SHARD_GROUP, SHARD_GROUP, "contact_sheet", "crop_sheet", "crop_sheet",
+                                    "dataset_stats", "train", "evaluate", "report"]), log[-3000:]
     jobcomp = Path("/var/log/slurm/jobcomp.log").read_text()
     for job_id, name in submitted:
         job = scontrol_job(job_id)
