@@ -1,5 +1,6 @@
-"""What a wide lens with barrel distortion costs per frame: the same scenes rendered through their drawn
-fisheye-polynomial lens and through a pinhole of the same horizontal field of view, back to back.
+"""What a wide lens with barrel distortion (or the aisle layout) costs per frame: the same scenes rendered
+through their drawn fisheye-polynomial lens and through a pinhole of the same horizontal field of view
+(--what layout: with and without their rack rows), back to back.
 
 Scenes are drawn from a config (its camera rigs; frames whose lens is already a pinhole are skipped),
 rendered in one Blender session per variant with `python -m blender.render --specs`, alternating
@@ -8,6 +9,7 @@ s/frame per variant and the ratio.
 
     python benchmarks/lens_cost.py --config configs/default.yaml --frames 6 --rounds 2 \
         --out benchmarks/results/lens_cost.json
+    python benchmarks/lens_cost.py --what layout --frames 6 --rounds 2 --out benchmarks/results/layout_cost.json
 """
 from __future__ import annotations
 
@@ -53,6 +55,7 @@ def main() -> None:
     ap.add_argument("--frames", type=int, default=6)
     ap.add_argument("--rounds", type=int, default=2)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--what", choices=["lens", "layout"], default="lens")
     ap.add_argument("--out", default="benchmarks/results/lens_cost.json")
     args = ap.parse_args()
     cfg = load_config(args.config)
@@ -63,6 +66,14 @@ def main() -> None:
     while len(fisheye) < args.frames:
         spec = sample_scene(np.random.default_rng([cfg["seed"], 0, i]), render_cfg, f"s000_{i:05d}")
         i += 1
+        if args.what == "layout":  # "fisheye": with its rack rows, "pinhole": the same scene without them
+            if not any(o.name.startswith("ctx_row") for o in spec.objects):
+                continue
+            fisheye.append(spec)
+            bare = copy.deepcopy(spec)
+            bare.objects = [o for o in bare.objects if not o.name.startswith("ctx_row")]
+            pinhole.append(bare)
+            continue
         if spec.camera.lens.get("model") != "fisheye_polynomial":
             continue
         fisheye.append(spec)
@@ -81,7 +92,9 @@ def main() -> None:
             rounds.append(row)
     fish = np.mean([r["fisheye"]["s_per_frame"] for r in rounds])
     pin = np.mean([r["pinhole"]["s_per_frame"] for r in rounds])
-    result = {"config": args.config, "frames": args.frames, "rounds": rounds, "threads": args.threads,
+    result = {"config": args.config, "what": args.what, "frames": args.frames, "rounds": rounds, "threads": args.threads,
+              "variants": {"lens": "fisheye: drawn lens, pinhole: same hfov", "layout": "fisheye: with rack rows, "
+                           "pinhole: the same scene without them"}[args.what],
               "lenses": [s.camera.lens for s in fisheye],
               "fisheye_s_per_frame": round(float(fish), 3), "pinhole_s_per_frame": round(float(pin), 3),
               "fisheye_over_pinhole": round(float(fish / pin), 4)}
