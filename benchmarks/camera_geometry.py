@@ -17,6 +17,7 @@ import copy
 import json
 import math
 import sys
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -26,7 +27,9 @@ sys.path.insert(0, str(ROOT))
 
 from blender.lens import project_camera  # noqa: E402
 from blender.spec import PALLET_JACK, PEDESTRIAN, sample_scene  # noqa: E402
+from pipeline.coco import camera_summary  # noqa: E402
 from pipeline.config import load_config  # noqa: E402
+from pipeline.dataset_stats import CAMERA_KEYS  # noqa: E402
 
 
 def _camera(spec, width: int, height: int) -> tuple[np.ndarray, np.ndarray, dict]:
@@ -65,17 +68,11 @@ def measure(render_cfg: dict, n: int, seed: int) -> dict:
     for i in range(n):
         spec = sample_scene(np.random.default_rng([seed, 0, i]), render_cfg, f"{i:06d}")
         w2c, K, lens = _camera(spec, width, height)
-        c = spec.camera
-        dz = c.location[2] - c.look_at[2]
-        dh = math.hypot(c.look_at[0] - c.location[0], c.look_at[1] - c.location[1])
-        hfov = lens.get("hfov_deg", math.degrees(2 * math.atan(c.sensor_width_mm / 2 / c.focal_mm)))
-        rig = stats["rigs"].setdefault(c.rig or "(camera_height_m/distance_m/focal_mm)",
-                                        {"frames": 0, "height_m": [], "pitch_deg": [], "hfov_deg": [], "distortion": []})
+        cam = camera_summary(asdict(spec.camera))  # as annotate records it ("default": no rigs)
+        rig = stats["rigs"].setdefault(cam["rig"], {"frames": 0, **{k: [] for k in CAMERA_KEYS}})
         rig["frames"] += 1
-        rig["height_m"].append(c.location[2])
-        rig["pitch_deg"].append(math.degrees(math.atan2(dz, dh)))
-        rig["hfov_deg"].append(hfov)
-        rig["distortion"].append(lens.get("distortion", 0.0))
+        for k in CAMERA_KEYS:
+            rig[k].append(cam[k])
         for o in spec.objects:
             if o.category not in (PEDESTRIAN, PALLET_JACK):
                 continue
@@ -95,7 +92,7 @@ def summary(stats: dict) -> dict:
                              "under_40px": round(float(np.mean(np.array(stats[cls]) < 40)), 3) if stats[cls] else None}
                        for cls in (PEDESTRIAN, PALLET_JACK)}, "rigs": {}}
     for name, r in stats["rigs"].items():
-        out["rigs"][name] = {"frames": r["frames"], **{k: pct(r[k]) for k in ("height_m", "pitch_deg", "hfov_deg", "distortion")}}
+        out["rigs"][name] = {"frames": r["frames"], **{k: pct(r[k]) for k in CAMERA_KEYS}}
     return out
 
 
@@ -104,7 +101,7 @@ def main() -> None:
     ap.add_argument("--config", default="configs/default.yaml")
     ap.add_argument("--n", type=int, default=400)
     ap.add_argument("--compare-before", action="store_true",
-                    help="also measure the same config with the camera and layout before #25 (render.camera_rigs: {}, aisles_prob and group_prob 0, "
+                    help="also measure the same config with the camera and layout before #25 (render.camera_rigs: {}, aisles_prob, group_prob and lookalike_prob 0, "
                          "object_area_m: 4.5)")
     ap.add_argument("--out", default="benchmarks/results/camera_geometry.json")
     args = ap.parse_args()
@@ -115,7 +112,7 @@ def main() -> None:
               "config_as_is": summary(measure(cfg["render"], args.n, cfg["seed"]))}
     if args.compare_before:
         off = copy.deepcopy(cfg["render"])
-        off.update(camera_rigs={}, object_area_m=4.5, aisles_prob=0.0, group_prob=0.0)
+        off.update(camera_rigs={}, object_area_m=4.5, aisles_prob=0.0, group_prob=0.0, lookalike_prob=0.0)
         result["before"] = summary(measure(off, args.n, cfg["seed"]))
     print(json.dumps(result, indent=1))
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)

@@ -280,17 +280,26 @@ def _add_companions(rng: np.random.Generator, render_cfg: dict[str, Any], object
 
 def sample_rig_camera(rng: np.random.Generator, render_cfg: dict[str, Any], objects: list[ObjectSpec],
                       placed: list[tuple[float, float, float]], frame: str, width: int, height: int) -> CameraSpec:
-    """A camera of one of render.camera_rigs (drawn by weight): its height, pitch below the horizon (or
-    distance), horizontal field of view and lens distortion drawn from the rig's ranges, aimed at a
-    labelled object (aim: objects; jittered by 1.5 m, at 0.3-1.3 m above the floor) or near the hall
-    centre, placed inside the hall and clear of every object; no roll, as a mounted camera. mount: wall
-    puts it on the wall behind the aim point (0.5 m off it), looking across the hall: its pitch follows
-    from the height and that distance, and pitch_deg, if given, bounds it."""
+    """A camera of one of render.camera_rigs (drawn by weight): placed by place_rig, then its horizontal
+    field of view and lens distortion drawn from the rig's ranges."""
     rigs = render_cfg["camera_rigs"]
     names = sorted(n for n in rigs if rigs[n]["weight"] > 0)
     weights = np.array([rigs[n]["weight"] for n in names], float)
     name = names[int(rng.choice(len(names), p=weights / weights.sum()))]
     rig = rigs[name]
+    location, look_at = place_rig(rng, rig, name, objects, placed, frame)
+    lens = lens_model(_u(rng, rig["hfov_deg"]), _u(rng, rig["distortion"]), width, height)
+    return CameraSpec(location=location, look_at=look_at, focal_mm=lens["focal_mm"],
+                      sensor_width_mm=lens["sensor_width_mm"], rig=name, lens=lens)
+
+
+def place_rig(rng: np.random.Generator, rig: dict[str, Any], name: str, objects: list[ObjectSpec],
+              placed: list[tuple[float, float, float]], frame: str) -> tuple[tuple[float, float, float], tuple[float, float, float]]:
+    """(location, look_at) of a camera of `rig`: its height and pitch below the horizon (or distance)
+    drawn from the rig's ranges, aimed at a labelled object (aim: objects; jittered by 1.5 m, at 0.3-1.3 m
+    above the floor) or near the hall centre, placed inside the hall and clear of every object; no roll,
+    as a mounted camera. mount: wall puts it on the wall behind the aim point (0.5 m off it), looking
+    across the hall: its pitch follows from the height and that distance, and pitch_deg, if given, bounds it."""
     labelled = [o for o in objects if o.instance_id > 0]
     for _ in range(200):
         if rig["aim"] == "objects" and labelled:
@@ -325,10 +334,7 @@ def sample_rig_camera(rng: np.random.Generator, render_cfg: dict[str, Any], obje
         raise ValueError(f"{frame}: no position for a camera of render.camera_rigs.{name} inside the hall and clear "
                          f"of the objects (height {rig['height_m']}, pitch {rig['pitch_deg']}, distance "
                          f"{rig['distance_m']}, mount {rig['mount']}): {advice}")
-    lens = lens_model(_u(rng, rig["hfov_deg"]), _u(rng, rig["distortion"]), width, height)
-    return CameraSpec(location=(round(cx, 4), round(cy, 4), round(cam_h, 4)),
-                      look_at=(round(tx, 4), round(ty, 4), round(tz, 4)),
-                      focal_mm=lens["focal_mm"], sensor_width_mm=lens["sensor_width_mm"], rig=name, lens=lens)
+    return (round(cx, 4), round(cy, 4), round(cam_h, 4)), (round(tx, 4), round(ty, 4), round(tz, 4))
 
 
 def sample_scene(rng: np.random.Generator, render_cfg: dict[str, Any], frame: str) -> SceneSpec:

@@ -27,8 +27,8 @@ class ConfigError(ValueError):
 
 
 def check_rig(rig: dict[str, Any], where: str, render: dict[str, Any]) -> None:
-    """A camera rig's ranges are ordered, it stays under the ceiling and its lenses render (corners
-    within 90 deg of the axis, a monotone polynomial) at every corner of its ranges."""
+    """A camera rig's ranges are ordered, it stays under the ceiling, its lenses render (corners within
+    90 deg of the axis, a monotone polynomial) over a grid of its ranges, and it can be placed."""
     if len(rig["pitch_deg"]) == 1:
         raise ConfigError(f"{where}.pitch_deg: give [min, max], or [] to draw distance_m")
     for key in ("height_m", "pitch_deg", "distance_m", "hfov_deg", "distortion"):
@@ -40,7 +40,7 @@ def check_rig(rig: dict[str, Any], where: str, render: dict[str, Any]) -> None:
     import numpy as np
 
     from blender.lens import lens_model
-    from blender.spec import ObjectSpec, sample_rig_camera
+    from blender.spec import ObjectSpec, place_rig
 
     width, height = render["resolution_px"]
     for hfov in np.linspace(*rig["hfov_deg"], 9):  # where lenses fail is no convex region: a grid, not corners
@@ -51,14 +51,13 @@ def check_rig(rig: dict[str, Any], where: str, render: dict[str, Any]) -> None:
                 raise ConfigError(f"{where}: hfov_deg {rig['hfov_deg']} with distortion {rig['distortion']}: {e}") from None
     # the rig can be placed: 40 scenes of one person anywhere in the object area (nothing else in the way)
     rng = np.random.default_rng(0)
-    alone = {**render, "camera_rigs": {where.rsplit(".", 1)[-1]: {**rig, "weight": 1.0}}}
     area = render["object_area_m"]
     failed = 0
     for i in range(40):
         person = ObjectSpec("inst_001", "pedestrian", "pedestrian", 1,
                             (float(rng.uniform(-area, area)), float(rng.uniform(-area, area)), 0.0), 0.0, {})
         try:
-            sample_rig_camera(rng, alone, [person], [], f"check_{i}", width, height)
+            place_rig(rng, rig, where.rsplit(".", 1)[-1], [person], [], f"check_{i}")
         except ValueError as e:
             failed += 1
             reason = str(e).split(": ", 1)[1]

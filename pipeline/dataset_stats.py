@@ -13,8 +13,8 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import secrets
 import shutil
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -147,16 +147,6 @@ def site_sheet(files: list[str], image_root: Path, count: int = 16, columns: int
     return sheet
 
 
-def _umask() -> int:
-    """The process's umask (mkdtemp makes its folder 0700; the result gets a plain mkdir's mode)."""
-    probe = Path(tempfile.mkdtemp())
-    try:
-        (probe / "d").mkdir(0o777)
-        return 0o777 & ~(probe / "d").stat().st_mode
-    finally:
-        shutil.rmtree(probe)
-
-
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m pipeline dataset-stats", description=__doc__.splitlines()[0],
                                  formatter_class=argparse.ArgumentDefaultsHelpFormatter)
@@ -177,11 +167,11 @@ def main(argv: list[str] | None = None) -> int:
             raise SystemExit(f"{args.coco[0]}: no image records a camera (COCO files written before annotate kept it)")
         # the folder appears whole or not at all: written beside it, then renamed
         args.site_sheets_dir.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{args.site_sheets_dir.name}.", dir=args.site_sheets_dir.parent))
+        tmp = args.site_sheets_dir.with_name(f".{args.site_sheets_dir.name}.{secrets.token_hex(6)}")
+        tmp.mkdir()  # a plain mkdir: the mode the umask gives, as the folder itself would get
         try:
             for rig, files in sorted(data["images"].items()):
                 site_sheet(files, args.image_root).save(tmp / f"site_sheet_{rig}.png", format="PNG")
-            tmp.chmod(0o777 & ~_umask())
             if args.site_sheets_dir.exists():
                 shutil.rmtree(args.site_sheets_dir)
             os.replace(tmp, args.site_sheets_dir)
@@ -195,9 +185,10 @@ def main(argv: list[str] | None = None) -> int:
         if not sep:
             raise SystemExit(f"--real {item!r}: expected NAME=ANN_JSON")
         real[name] = object_heights(read_json(Path(path)))
-    write_json(args.out_dir / "dataset_stats.json", summary(data, real))
+    stats = summary(data, real)
+    write_json(args.out_dir / "dataset_stats.json", stats)
     figure(data, real, args.title, args.out_dir / "dataset_stats.png")
-    print(json.dumps(summary(data, real)["objects"], indent=1))
+    print(json.dumps(stats["objects"], indent=1))
     return 0
 
 
