@@ -77,7 +77,7 @@ def main(argv: list[str] | None = None) -> int:
     with mp.solutions.pose.Pose(static_image_mode=True, model_complexity=1) as pose:
         for ann in sorted(coco["annotations"], key=lambda a: (a["image_id"], a["id"])):
             name = names[ann["category_id"]]
-            if (ann["bbox"][3] < MIN_H or ann.get("visibility", 1.0) < MIN_VIS
+            if (ann["bbox"][3] < MIN_H or ann.get("visibility", 1.0) < MIN_VIS or ann.get("iscrowd", 0)
                     or ann.get("truncation", 0.0) > MAX_TRUNC or name not in counts):
                 continue
             bgr = cv2.imread(str(args.coco.parent / images[ann["image_id"]]["file_name"]))

@@ -8,12 +8,13 @@ import bpy
 import numpy as np
 from mathutils import Matrix, Vector
 
+from blender.fixtures_build import add_doors, mannequin, vest_hooks
 from blender.materials import BLACK, film, material
 from blender.mesh import MeshBuilder
 from blender.pallet_build import add_cargo, add_pallet
 from blender.pallet_jack_build import build_pallet_jack
 from blender.pedestrian_build import animate_gait, build_pedestrian
-from blender.spec import HALL_M, STEEL, CameraSpec, ObjectSpec, SceneSpec, solid_spans
+from blender.spec import FORKLIFT_WHEEL, HALL_M, STEEL, CameraSpec, ObjectSpec, SceneSpec, solid_spans, wall_pieces
 
 def clear_scene() -> None:
     """Remove every object and data block from the previous frame so memory stays flat."""
@@ -64,6 +65,10 @@ def build_distractor(spec: ObjectSpec) -> bpy.types.Object:
         _hand_truck(mb, spec, mat)
     elif spec.kind == "roll_cage":
         _roll_cage(mb, spec, mat)
+    elif spec.kind == "vest_hooks":
+        vest_hooks(mb, spec, mat)
+    elif spec.kind == "mannequin":
+        mannequin(mb, spec, material(f"{spec.name}_form", p["color"], 0.45))
     else:
         raise ValueError(f"unknown object kind {spec.kind!r}")
     return mb.to_object(spec)
@@ -131,7 +136,9 @@ def _forklift(mb: MeshBuilder, spec: ObjectSpec, paint) -> None:
     mb.box((0, 0.35, 0.65), (1.05, 1.6, 0.8), paint)                 # chassis/body
     mb.box((0, 1.2, 0.7), (1.05, 0.35, 0.9), dark)                   # counterweight
     mb.box((0, 0.55, 1.2), (0.5, 0.4, 0.3), dark)                    # seat
-    mb.cylinder((0, -0.15, 1.25), 0.16, 0.04, rubber, rot=(0.9, 0, 0))  # steering wheel
+    wx, wy, wz = FORKLIFT_WHEEL
+    mb.cylinder((wx, wy, wz), 0.16, 0.04, rubber, rot=(0.6, 0, 0))  # steering wheel on its column
+    mb.cylinder((wx, wy - 0.2, (wz + 1.05) / 2), 0.04, wz - 1.05 + 0.05, dark, rot=(-0.35, 0, 0))
     for x in (-0.45, 0.45):
         for y in (-0.2, 0.95):
             mb.cylinder((x, y, 0.28), 0.28, 0.2, rubber, rot=(0, math.pi / 2, 0))
@@ -260,12 +267,7 @@ def build_environment(spec: SceneSpec, portals: bool = False) -> None:
     top = sill + shell.get("window_height_m", 0.0)
     for name, (cx, cy, along_x) in {"N": (0, half, True), "S": (0, -half, True),
                                     "E": (half, 0, False), "W": (-half, 0, False)}.items():
-        holes = [(u, w) for side, u, w in shell.get("windows", []) if side == name]
-        # (along-wall span, z range) pieces: full-height wall, or below/above the window band plus piers.
-        pieces = [((-half, half), (0.0, height))] if not holes else (
-            [((-half, half), (0.0, sill)), ((-half, half), (top, height))]
-            + [(span, (sill, top)) for span in solid_spans(HALL_M, holes)])
-        for (a, b), (z0, z1) in pieces:
+        for (a, b), (z0, z1) in wall_pieces(shell, name, height):
             c, length = (a + b) / 2, b - a
             if along_x:
                 mb.box((c, cy, (z0 + z1) / 2), (length, 0.2, z1 - z0), wall)
@@ -285,6 +287,7 @@ def build_environment(spec: SceneSpec, portals: bool = False) -> None:
         beam = material("beam", STEEL, 0.5, metallic=0.6)
         for x in range(-12, 13, 6):
             mb.box((x, 0, height - 0.2), (0.25, HALL_M, 0.4), beam)
+    add_doors(mb, shell)
     mb.to_object(ObjectSpec("floor", "floor", None, 0, (0, 0, 0), 0.0))
     if shell and portals:
         add_portals(shell, half, height, sill, top)

@@ -12,9 +12,11 @@ from blender.pallet_jack_spec import pallet_load
 
 DISTRACTOR_KINDS = ("box", "cone", "barrel", "pallet", "rack", "forklift", "post", "clutter")
 # Look-alikes (render.lookalike_prob): hard negatives that share a pallet jack's forks and tiller or a
-# person's size and upright shape; unlabelled like every distractor.
-LOOKALIKE_KINDS = ("stacker", "hand_truck", "roll_cage")
+# person's size, upright shape or hi-vis colours (vests on a hook rail, dress-form mannequins);
+# unlabelled like every distractor (builders: blender/build.py, blender/fixtures_build.py).
+LOOKALIKE_KINDS = ("stacker", "hand_truck", "roll_cage", "vest_hooks", "mannequin")
 LOOKALIKE_PAINTS = [(0.95, 0.7, 0.02), (0.8, 0.1, 0.05), (0.95, 0.4, 0.02), (0.1, 0.3, 0.7), (0.15, 0.45, 0.2)]
+HIVIS_COLORS = [(0.9, 1.0, 0.0), (1.0, 0.45, 0.0)]  # fluorescent yellow and orange, as people's vests (pedestrian_spec.HIVIS)
 STEEL = (0.45, 0.45, 0.47)  # steel parts of posts, forklifts, jacks and roof beams
 
 
@@ -72,4 +74,15 @@ def distractor_params(rng: np.random.Generator, kind: str) -> dict[str, Any]:
         return {"color": _rgb(_pick(rng, [STEEL, (0.75, 0.75, 0.7), (0.1, 0.3, 0.6)])),
                 "height_m": round(_u(rng, (1.5, 1.8)), 3),
                 "cartons": int(rng.integers(0, 5))}
+    if kind == "vest_hooks":  # a hook rail with hi-vis vests (and a helmet) hanging at chest height
+        return {"color": _rgb(_pick(rng, [STEEL, (0.1, 0.3, 0.6), (0.9, 0.75, 0.05)])),
+                "rail_height_m": round(_u(rng, (1.55, 1.8)), 3), "width_m": round(_u(rng, (0.8, 1.6)), 3),
+                "vests": [{"kind": "helmet" if rng.random() < 0.15 else "vest",
+                           "color": _rgb(_pick(rng, HIVIS_COLORS)), "stripes": bool(rng.random() < 0.8)}
+                          for _ in range(int(rng.integers(1, 5)))]}
+    if kind == "mannequin":  # a dress form on a stand, sometimes in a hi-vis vest and a helmet
+        return {"color": _rgb(_pick(rng, [(0.85, 0.75, 0.6), (0.05, 0.05, 0.05), (0.9, 0.9, 0.88), (0.6, 0.6, 0.62)])),
+                "scale": round(_u(rng, (0.95, 1.15)), 3),
+                "vest": _rgb(_pick(rng, HIVIS_COLORS)) if rng.random() < 0.6 else None,
+                "helmet": _rgb(_pick(rng, [(1, 1, 1), (0.95, 0.8, 0.0), (0.9, 0.3, 0.0)])) if rng.random() < 0.4 else None}
     raise ValueError(f"unknown distractor kind {kind!r}")

@@ -163,6 +163,16 @@ def bone_rotations(pose: str, p: dict[str, Any], flex_axes: dict[str, np.ndarray
         stride = p.get("swing_deg", 0.0)
         legs(-stride, stride * 0.6, 6 + stride * 0.3, 4)
         arms(swing_o, swing_o, elbow_o, elbow_o, down=down_o)
+    elif pose == "picking":  # both hands on a carton on a rack shelf (angles from reach()); up on the toes a little
+        swing_p, elbow_p, down_p = p.get("reach_deg", (-110.0, 20.0, arm_down - 20))
+        legs(0, 0, 3, 3)
+        r["spine05"] = (-4, 0.0, 0.0)
+        arms(swing_p, swing_p, elbow_p, elbow_p, down=down_p)
+    elif pose == "seated":  # in a forklift's cab: thighs level, shins down, hands forward on the wheel
+        legs(-88, -84, 92, 86)
+        r["spine01"] = (-6, 0.0, 0.0)
+        swing_s, elbow_s, down_s = p.get("reach_deg", (-48.0, 55.0, arm_down - 12))
+        arms(swing_s, swing_s, elbow_s, elbow_s, down=down_s)
     elif pose == "reaching":
         arms(-160, 0, 10, 10, down=arm_down - 30)  # one arm up to a shelf
         r["spine05"] = (-6, 0.0, 0.0)
@@ -219,7 +229,11 @@ def _posed_batch(p: dict[str, Any], rotations: list[dict[str, np.ndarray]]) -> l
         # scaled to height_m and turned 180 degrees about z (face +y like every object here); feet on z=0
         flip = np.array([-1.0, -1.0, 1.0]) * (p["height_m"] / (rest[:, 2].max() - rest[:, 2].min()))
         verts, rest, keypoints, palms = verts * flip, rest * flip, keypoints * flip, palms * flip
-        floor = verts[:, 2].min()
+        if p["pose"] == "seated":  # z = 0 at the seat: the underside of the thighs and buttocks (unposed 0.33-0.52 h)
+            band = (rest[:, 2] - rest[:, 2].min()) / p["height_m"]
+            floor = verts[(band > 0.33) & (band < 0.52), 2].min()
+        else:
+            floor = verts[:, 2].min()
         for a in (verts, keypoints, palms):
             a[:, 2] -= floor
         rest[:, 2] -= rest[:, 2].min()
@@ -229,12 +243,12 @@ def _posed_batch(p: dict[str, Any], rotations: list[dict[str, np.ndarray]]) -> l
 
 def reach(p: dict[str, Any], targets: np.ndarray, iterations: int = 12) -> tuple[dict[str, float], float]:
     """Arm angles (shoulder swing, elbow flexion, arm lowering, degrees) of the pose `p["pose"]`
-    (operating, carrying) that put both hands on `targets` (2, 3: left, right, in body_mesh's frame;
+    (operating, carrying, picking, seated) that put both hands on `targets` (2, 3: left, right, in body_mesh's frame;
     a hand's centre is the centroid of its vertices), by damped Gauss-Newton on the rig's forward
     kinematics (each step's point and finite differences in one batched call); returns them and the
     larger remaining palm distance (m)."""
     _, _, flex_axes, _ = body_model()
-    lo, hi = np.array([-100.0, 0.0, 5.0]), np.array([10.0, 120.0, 60.0])
+    lo, hi = np.array([-170.0 if p["pose"] == "picking" else -100.0, 0.0, 5.0]), np.array([10.0, 120.0, 60.0])
 
     def residuals(x: np.ndarray, jacobian: bool) -> tuple[np.ndarray, np.ndarray | None]:
         """Residual at x and, if asked, the Jacobian (per degree) by forward differences."""
@@ -243,7 +257,7 @@ def reach(p: dict[str, Any], targets: np.ndarray, iterations: int = 12) -> tuple
             p, [bone_rotations(p["pose"], dict(p, reach_deg=[float(a) for a in v]), flex_axes) for v in points])]
         return res[0], np.stack([res[k + 1] - res[0] for k in range(3)], axis=1) if jacobian else None
 
-    x = np.array([-45.0, 25.0, p.get("arm_down_deg", 42.0) - 8.0])
+    x = np.array([-110.0 if p["pose"] == "picking" else -45.0, 25.0, p.get("arm_down_deg", 42.0) - 8.0])
     r, jac = residuals(x, True)
     fresh = True  # the Jacobian is nearly constant: reuse it, re-estimate only when a step fails
     for _ in range(iterations):
@@ -270,12 +284,12 @@ def body_mesh(p: dict[str, Any]) -> dict[str, np.ndarray]:
     COCO's order; palms (2,3): hand centres; reach_deg: the arm angles solved for grip_m (or empty). A person operating a jack or carrying a carton reaches
     with both hands to `p["grip_m"]`; an operator also steps to close what the arms cannot."""
     _, region, flex_axes, _ = body_model()
-    if p["pose"] in ("operating", "carrying") and p.get("grip_m") and "reach_deg" not in p:
+    if p["pose"] in ("operating", "carrying", "picking", "seated") and p.get("grip_m") and "reach_deg" not in p:
         angles, _ = reach(p, np.array(p["grip_m"]))
         p = dict(p, reach_deg=[angles["swing"], angles["elbow"], angles["down"]])
     body = _posed_batch(p, [bone_rotations(p["pose"], p, flex_axes)])[0]
     faces, uv = _topology()
-    if p["pose"] == "operating" and p.get("grip_m"):  # the step the arms could not close: the whole body steps
+    if p["pose"] in ("operating", "picking") and p.get("grip_m"):  # the step the arms could not close: the body steps
         shift = (np.array(p["grip_m"]) - body["palms"]).mean(axis=0) * (1.0, 1.0, 0.0)
         for key in ("vertices", "keypoints", "palms"):
             body[key] = body[key] + shift

@@ -305,6 +305,8 @@ def render_frame(bpy, spec: SceneSpec, shard_dir: Path, seed_key: list[int], kee
                         # mask differ by a fraction of a pixel along the edge, hence the cap.
                         "visibility": round(min(1.0, visible / in_frame), 3) if in_frame else 0.0,
                         "truncation": round(1.0 - in_frame / total, 3) if total else 1.0})
+        if o.params.get("crowd"):  # an ignore region (a seated forklift driver): COCO iscrowd
+            records[-1]["crowd"] = True
         keypoints = coco_keypoints(bpy, bpy.data.objects[o.name], cam, cam_mats, width, height)
         if keypoints is not None:
             records[-1]["keypoints"] = keypoints

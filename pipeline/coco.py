@@ -138,14 +138,14 @@ def annotate_shard(shard_dir: Path, classes: list[str], min_visible_pixels: int,
             annotations.append({
                 "id": 0, "image_id": image_id, "category_id": cat_ids[inst["category"]],
                 "segmentation": rle, "area": float(mask_utils.area(rle)),
-                "bbox": [float(v) for v in mask_utils.toBbox(rle)], "iscrowd": 0,
+                "bbox": [float(v) for v in mask_utils.toBbox(rle)], "iscrowd": int(bool(inst.get("crowd"))),
                 "instance_id": inst["id"],
                 "visibility": visibility, "truncation": inst.get("truncation", 0.0),
             })
-            if inst["category"] == PERSON:  # bodies without keypoints (external assets): none labelled
+            if inst["category"] == PERSON and not inst.get("crowd"):  # bodies without keypoints (assets): none labelled
                 kps = inst.get("keypoints") or [0] * (3 * len(KEYPOINTS))
                 annotations[-1].update(keypoints=kps, num_keypoints=sum(v > 0 for v in kps[2::3]))
-            else:  # COCOeval(iouType="keypoints") over every category reads this field: 0 = ignored
+            else:  # COCOeval(iouType="keypoints") over every category reads this field: 0 = ignored (crowd regions too)
                 annotations[-1]["num_keypoints"] = 0
     for i, ann in enumerate(annotations):
         ann["id"] = i + 1

@@ -6,6 +6,7 @@ objects (mask box height: what a detector must find) and their visibility; per c
 camera height, pitch below the horizon and horizontal field of view (from the COCO images' `camera`,
 written by annotate). Real sets (`datasets:`, prepared) are drawn beside the synthetic objects' heights:
 a site's people at 20 px and the synthetic ones at 90 px is a gap no training setting closes.
+With --out-dir, also D/rig_samples.jpg: per rig a row of 4 of its frames, for the report.
 With --site-sheets-dir S: S/site_sheet_<rig>.png, 16 full frames of each rig as its camera recorded them.
 """
 from __future__ import annotations
@@ -19,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from PIL import Image
+from PIL import Image, ImageDraw
 
 from pipeline.io import atomic_path, read_json, write_json
 
@@ -147,6 +148,24 @@ def site_sheet(files: list[str], image_root: Path, count: int = 16, columns: int
     return sheet
 
 
+def rig_samples(images: dict[str, list[str]], image_root: Path, per_rig: int = 4, width: int = 240) -> Image.Image:
+    """One row per rig: its name and frame count over `per_rig` of its frames (spread over the list)."""
+    if not images:
+        raise ValueError("no image records a camera (COCO files written before annotate kept it)")
+    rows = []
+    for rig, files in sorted(images.items()):
+        row = site_sheet(files, image_root, count=per_rig, columns=per_rig, width=width)
+        band = Image.new("RGB", (row.width, 18), "white")
+        ImageDraw.Draw(band).text((2, 3), f"{rig}: {len(files)} frames", fill="black")
+        rows += [band, row]
+    sheet = Image.new("RGB", (max(r.width for r in rows), sum(r.height for r in rows) + 6 * len(images)), "white")
+    y = 0
+    for k, r in enumerate(rows):
+        sheet.paste(r, (0, y))
+        y += r.height + (6 if k % 2 else 0)
+    return sheet
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m pipeline dataset-stats", description=__doc__.splitlines()[0],
                                  formatter_class=argparse.ArgumentDefaultsHelpFormatter)
@@ -188,6 +207,11 @@ def main(argv: list[str] | None = None) -> int:
     stats = summary(data, real)
     write_json(args.out_dir / "dataset_stats.json", stats)
     figure(data, real, args.title, args.out_dir / "dataset_stats.png")
+    if not data["images"]:
+        raise SystemExit(f"{args.coco[0]}: no image records a camera (COCO files written before annotate kept it): "
+                         "re-run annotate")
+    with atomic_path(args.out_dir / "rig_samples.jpg") as tmp:
+        rig_samples(data["images"], args.image_root).save(tmp, format="JPEG", quality=88)
     print(json.dumps(stats["objects"], indent=1))
     return 0
 

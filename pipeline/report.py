@@ -97,7 +97,8 @@ def build_report(metrics: dict[str, Any], metrics_csv: Path, gt: dict[str, Any],
                  prov: dict[str, Any] | None = None, contact_sheet: Path | None = None,
                  summary: dict[str, Any] | None = None, val_csv: Path | None = None,
                  people_sheet: Path | None = None, jack_sheet: Path | None = None,
-                 real: list[dict[str, Any]] | None = None, dataset_stats: Path | None = None) -> str:
+                 real: list[dict[str, Any]] | None = None, dataset_stats: Path | None = None,
+                 rig_samples: Path | None = None) -> str:
     """The HTML text of the report (all images embedded); `real`: a section per real set
     ({name, metrics, gt, preds, image_root, summary})."""
     names = {c["id"]: c["name"] for c in gt["categories"]}
@@ -136,6 +137,10 @@ def build_report(metrics: dict[str, Any], metrics_csv: Path, gt: dict[str, Any],
                        "the horizon, horizontal field of view (dataset_stats.json holds the percentiles; "
                        "<code>snakemake site_sheets</code> writes 16 full frames per rig).</p>"
                        f"<img src='data:image/png;base64,{b64}'>")
+    if rig_samples is not None:
+        b64 = base64.b64encode(Path(rig_samples).read_bytes()).decode()
+        sheet_html += ("<h3>Frames per camera rig</h3><p>Four frames of each rig, as its camera recorded them "
+                       f"(lens, processing, compression).</p><img src='data:image/jpeg;base64,{b64}'>")
     real_html = [real_section(r["name"], r["metrics"], r["gt"], r["preds"], r["image_root"], r["summary"],
                               num_images, threshold, colors) for r in real or []]
     return f"""<!doctype html><html><head><meta charset="utf-8"><title>{html.escape(title)}</title>
@@ -217,6 +222,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--people-sheet", type=Path, help="PNG of pedestrian crops to embed")
     ap.add_argument("--jack-sheet", type=Path, help="PNG of pallet jack crops to embed")
     ap.add_argument("--dataset-stats", type=Path, help="PNG of dataset statistics (python -m pipeline dataset-stats) to embed")
+    ap.add_argument("--rig-samples", type=Path, help="rig_samples.jpg of dataset-stats (frames per camera rig) to embed")
     ap.add_argument("--compare", nargs="*", default=[], metavar="NAME=METRICS_JSON",
                     help="other models' metrics on the same images: mode_<transfer>, n<images>, zero_shot")
     ap.add_argument("--real", nargs="*", default=[], metavar="NAME=FOLDER",
@@ -270,7 +276,7 @@ def main(argv: list[str] | None = None) -> int:
     text = build_report(metrics, args.metrics_csv, gt, read_json(args.predictions), args.image_root,
                         cfg["num_images"], cfg["draw_score_threshold"], args.title, prov, args.contact_sheet,
                         summary, args.metrics_csv.parent / "val_metrics.csv", args.people_sheet,
-                        args.jack_sheet, real, args.dataset_stats)
+                        args.jack_sheet, real, args.dataset_stats, args.rig_samples)
     if args.metrics_out:
         write_json(args.metrics_out, {"main": {k: metrics[k] for k in ("bbox", "segm", "num_images")},
                                       "real": {r["name"]: {k: r["metrics"][k] for k in ("bbox", "segm", "num_images")}

@@ -47,6 +47,10 @@ def test_statistics_and_site_sheets_of_a_rendered_shard(shard_coco, rendered_sha
     heights = [im["camera"]["height_m"] for im in shard_coco["images"]]
     assert cams["default"]["height_m"]["p50"] == pytest.approx(np.median(heights), abs=0.01)
     assert Image.open(out / "dataset_stats.png").size[0] > 800
+    # the report's frames per rig: one row of (up to) 4 frames under a label band, per rig
+    w, h = shard_coco["images"][0]["width"], shard_coco["images"][0]["height"]
+    n4 = min(4, len(shard_coco["images"]))
+    assert Image.open(out / "rig_samples.jpg").size == (n4 * 240 + (n4 - 1) * 6, 18 + round(h * 240 / w) + 6)
     sheets = tmp_path / "sheets"
     assert main([str(coco_path), "--image-root", str(rendered_shard), "--site-sheets-dir", str(sheets)]) == 0
     assert sorted(p.name for p in sheets.iterdir()) == ["site_sheet_default.png"]

@@ -188,7 +188,7 @@ from blender.spec import ObjectSpec
 from tests.conftest import tiny_render_cfg
 
 out = {}
-poses = sorted(set(POSES)) + ["operating"]
+poses = sorted(set(POSES)) + ["operating", "picking"]
 for kind in ("pedestrian", "pallet_jack", *DISTRACTOR_KINDS, *LOOKALIKE_KINDS):
     for i in range(30):
         rng = np.random.default_rng([7, i])
@@ -196,6 +196,9 @@ for kind in ("pedestrian", "pallet_jack", *DISTRACTOR_KINDS, *LOOKALIKE_KINDS):
             params = pedestrian_params(rng, tiny_render_cfg())
             if poses[i % len(poses)] == "operating":  # at a jack's tiller, pushing or pulling
                 params = operator_params(rng, tiny_render_cfg(), pallet_jack_params(rng, tiny_render_cfg()), "j")[0]
+            elif poses[i % len(poses)] == "picking":  # both hands up on a carton at a rack face (spec._add_picker)
+                params.update(pose="picking", arms="grip", grip_m=[[-0.2, 0.45, 1.85], [0.2, 0.45, 1.85]])
+                params.pop("carried_box", None)
             elif poses[i % len(poses)] == "carrying":  # hands and carton as drawn with the pose
                 while params["pose"] != "carrying":
                     params = pedestrian_params(rng, tiny_render_cfg())

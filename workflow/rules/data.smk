@@ -140,13 +140,15 @@ rule crop_sheet:
 
 
 rule dataset_stats:
-    """Object heights in pixels and visibility per class (a site's own sets beside them), cameras per rig."""
+    """Object heights in pixels and visibility per class (a site's own sets beside them), cameras per rig,
+    and 4 sample frames of each rig for the report."""
     input:
         coco=expand(f"{OUT}/coco/shard_{{shard}}.json", shard=SHARDS),
         real=[f"{OUT}/real/{n}/ann.json" for n in REAL_EVAL],
     output:
         png=report(f"{OUT}/report/dataset_stats.png", category="Dataset"),
         json=f"{OUT}/report/dataset_stats.json",
+        samples=f"{OUT}/report/rig_samples.jpg",
     params:
         py=PY,
         root=root_of(0),

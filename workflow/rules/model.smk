@@ -230,6 +230,7 @@ rule report:
         people=f"{OUT}/report/pedestrian_sheet.png",
         jacks=f"{OUT}/report/pallet_jack_sheet.png",
         stats=f"{OUT}/report/dataset_stats.png",
+        rigs=f"{OUT}/report/rig_samples.jpg",
         compare=list(COMPARE_METRICS.values()),
         # each real set's prepared file, summary and evaluation: its own section of the report
         real=[f"{OUT}/real/{n}/{f}" for n in REAL_EVAL for f in ("ann.json", "summary.json", "eval/metrics.json",
@@ -262,7 +263,7 @@ rule report:
     shell:
         "{params.py:q} -m pipeline report --metrics {input.metrics:q} --predictions {input.predictions:q}"
         " --metrics-csv {input.curve:q} --ann {input.ann:q} --train-json {input.train:q} --image-root {params.root:q}"
-        " --contact-sheet {input.sheet:q} --people-sheet {input.people:q} --jack-sheet {input.jacks:q} --dataset-stats {input.stats:q} --report-cfg {params.report:q} --title {params.title:q}"
+        " --contact-sheet {input.sheet:q} --people-sheet {input.people:q} --jack-sheet {input.jacks:q} --dataset-stats {input.stats:q} --rig-samples {input.rigs:q} --report-cfg {params.report:q} --title {params.title:q}"
         " --run-cfg {params.run:q} --manifests {input.manifests:q}"
         " --compare {params.compare} --real {params.real} --real-images {params.real_images} --out {output.html:q} --summary {output.summary:q}"
         " --metrics-out {output.metrics:q} > {log:q} 2>&1"
