@@ -21,6 +21,9 @@ STAGES = {
     "split-dataset": "pipeline.datasets:split_main",
     "real-curve": "pipeline.real_curve",
     "proof-report": "pipeline.proof",
+    "bootstrap": "pipeline.bootstrap",
+    "mask-diagnosis": "pipeline.mask_diagnosis",
+    "anchors": "pipeline.anchors",
 }
 
 
