@@ -74,7 +74,7 @@ def measure(render_cfg: dict, n: int, seed: int) -> dict:
         for k in CAMERA_KEYS:
             rig[k].append(cam[k])
         for o in spec.objects:
-            if o.category not in (PEDESTRIAN, PALLET_JACK):
+            if o.category not in (PEDESTRIAN, PALLET_JACK) or o.params.get("drives"):  # seated drivers: not standing people
                 continue
             cam = (w2c @ np.c_[_box(o), np.ones(9)].T)[:3]
             uv, front = project_camera(cam, lens, K)

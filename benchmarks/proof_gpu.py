@@ -6,7 +6,8 @@ Python 3.11; the GPU machines run their own Python and torch and take at most 64
       -> the PNGs the COCO files name, the COCO files and plan.json (classes, model, train, evaluate, proof)
   run (on the GPU machine, no Snakemake there: the same CLIs the Snakemake rules call):
       python3 benchmarks/proof_gpu.py run --data results/proof_gpu_data --out OUT
-      -> OUT/site_a/{train,eval}, OUT/runs/<start>_n<N>/{train,eval}, OUT/site_a_model/eval,
+      -> OUT/site_a/{train,eval}, OUT/runs/<start>_n<N>_s<seed>/{train,eval} (continued_s<seed>: the control),
+         OUT/site_a_model/eval,
          OUT/proof/{index.html,proof.json,ap_vs_n.png,ap_vs_iterations.png}
 
 GPU scale (flags): the site-A model trains --base-iterations at --base-batch, every site-B run
@@ -74,14 +75,24 @@ def sh(cmd: list[str], log: Path) -> float:
     return time.time() - t0
 
 
+def run_name(start: str, n: int, seed: int) -> str:
+    """A run's folder, as workflow/rules/common.smk names it."""
+    return f"continued_s{seed}" if start == "continued" else f"{start}_n{n}_s{seed}"
+
+
 def cli(stage: str, *args: str) -> list[str]:
     return [sys.executable, "-m", "pipeline", stage, *args]
 
 
 def train(data: Path, site: str, n_json: str, weights: Path, model: dict, train_cfg: dict, classes: list,
-          out_dir: Path, log: Path) -> float:
-    return sh(cli("train", "--train-json", str(data / site / "dataset" / n_json), "--val-json",
-                  str(data / site / "dataset" / "val.json"), "--image-root", str(data / site),
+          out_dir: Path, log: Path, val_site: str | None = None, mix: tuple[str, str, float] | None = None) -> float:
+    """One training run on `site`'s `n_json`, validated on `val_site`'s val split (default: the same site),
+    with `mix` = (site, json, fraction) drawn in (a pooled run), as workflow/rules/proof.smk's proof_train."""
+    val_site = val_site or site
+    extra = ["--mix-json", str(data / mix[0] / "dataset" / mix[1]), "--mix-root", str(data / mix[0]),
+             "--mix-fraction", str(mix[2])] if mix else []
+    return sh(cli("train", "--train-json", str(data / site / "dataset" / n_json), "--image-root", str(data / site),
+                  *extra, "--val-json", str(data / val_site / "dataset" / "val.json"), "--val-root", str(data / val_site),
                   "--weights-json", str(weights), "--classes", json.dumps(classes), "--model-cfg", json.dumps(model),
                   "--train-cfg", json.dumps(train_cfg), "--out-dir", str(out_dir)), log)
 
@@ -103,7 +114,7 @@ def run(data: Path, out: Path, args: argparse.Namespace) -> None:
                   "lr": args.base_lr, "warmup_iters": min(200, args.base_iterations // 5), "eval_every": 0}
     site_train = {**plan["proof_train"], **gpu, "iterations": args.iterations, "batch_size": args.batch,
                   "lr": args.lr, "warmup_iters": min(100, args.iterations // 5), "eval_every": args.eval_every,
-                  "workers": args.workers // 2}
+                  "eval_first": True, "workers": args.workers // 2}
     eval_cfg = {**plan["evaluate"], "batch_size": 16, "workers": 4}
     out.mkdir(parents=True, exist_ok=True)
     times: dict[str, float] = {}
@@ -122,18 +133,30 @@ def run(data: Path, out: Path, args: argparse.Namespace) -> None:
         if key == "no_adaptation":
             return key, evaluate(data, "site_b", base, model_a, eval_cfg, out / "site_a_model" / "eval",
                                  out / "logs" / "no_adaptation.log")
-        start, n = key
+        start, n, seed = key
+        name = run_name(start, n, seed)
         model = start_model(plan["model"], start, str(base))
         weights = out / ("weights_none.json" if start == "from_scratch" else "weights_site_a.json")
-        run_dir = out / "runs" / f"{start}_n{n}"
-        s = train(data, "site_b", f"n{n}.json", weights, model, site_train, classes, run_dir / "train",
-                  out / "logs" / f"{start}_n{n}_train.log")
+        run_dir = out / "runs" / name
+        cfg = {**site_train, "seed": site_train["seed"] + seed}
+        if start == "continued":  # the control: more site-A data, the same budget
+            s = train(data, "site_a", "train.json", weights, model, cfg, classes, run_dir / "train",
+                      out / "logs" / f"{name}_train.log", val_site="site_b")
+        elif start == "pooled":
+            s = train(data, "site_a", "train.json", weights, model, cfg, classes, run_dir / "train",
+                      out / "logs" / f"{name}_train.log", val_site="site_b",
+                      mix=("site_b", f"n{n}.json", proof["pooled_fraction"]))
+        else:
+            s = train(data, "site_b", f"n{n}.json", weights, model, cfg, classes, run_dir / "train",
+                      out / "logs" / f"{name}_train.log")
         s += evaluate(data, "site_b", run_dir / "train" / "model_final.pth", model, eval_cfg, run_dir / "eval",
-                      out / "logs" / f"{start}_n{n}_eval.log")
-        print(f"{start} N={n}: {s:.0f} s", flush=True)
-        return f"{start}_n{n}_s", s
+                      out / "logs" / f"{name}_eval.log")
+        print(f"{name}: {s:.0f} s", flush=True)
+        return f"{name}_s", s
 
-    keys = ["site_a_test", "no_adaptation"] + [(s, n) for s in proof["starts"] for n in sorted(proof["train_images"])]
+    rows = sorted({(s, 0 if s == "continued" else n, seed) for s in proof["starts"] for n in proof["train_images"]
+                   for seed in proof["seeds"]}, key=lambda k: (k[2], k[1], k[0]))  # every row's seed 0 first
+    keys = ["site_a_test", "no_adaptation"] + rows
     with ThreadPoolExecutor(args.parallel) as pool:
         times.update(dict(pool.map(job, keys)))
     times["total_s"] = time.time() - t0
@@ -141,16 +164,18 @@ def run(data: Path, out: Path, args: argparse.Namespace) -> None:
             "iterations": site_train["iterations"], "batch_size": site_train["batch_size"],
             "eval_every": site_train["eval_every"], "test_images": proof["test_images"], "val_images": proof["val_images"],
             "site_b_render": proof["site_b"],
+            "seeds": proof["seeds"], "pooled_fraction": proof["pooled_fraction"],
             "site_a_note": f"{plan['config']} render section; site-A model from scratch, {base_train['iterations']} "
                            f"iterations at batch {base_train['batch_size']} (bf16)",
             "gpu": {"base_train": base_train, "site_train": site_train, "parallel": args.parallel, "times_s": times}}
     runs = []
-    for s, n in keys[2:]:
-        runs += ["--run", s, str(n), str(out / "runs" / f"{s}_n{n}" / "eval" / "metrics.json"),
-                 str(out / "runs" / f"{s}_n{n}" / "train")]
+    for s, n, seed in rows:
+        if (out / "runs" / run_name(s, n, seed) / "eval" / "predictions.json").is_file():  # past the budget: left out
+            runs += ["--run", s, str(n), str(seed), str(out / "runs" / run_name(s, n, seed))]
     sh(cli("proof-report", *runs, "--zero-shot", str(out / "site_a_model" / "eval" / "metrics.json"),
-           "--site-a", str(out / "site_a" / "eval" / "metrics.json"), "--info", json.dumps(info),
-           "--out-dir", str(out / "proof")), out / "logs" / "report.log")
+           "--site-a", str(out / "site_a" / "eval" / "metrics.json"), "--test-json",
+           str(data / "site_b" / "dataset" / "test.json"), "--resamples", str(proof["bootstrap_resamples"]),
+           "--info", json.dumps(info), "--out-dir", str(out / "proof")), out / "logs" / "report.log")
     print(json.dumps(times, indent=1))
 
 

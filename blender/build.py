@@ -14,7 +14,8 @@ from blender.mesh import MeshBuilder
 from blender.pallet_build import add_cargo, add_pallet
 from blender.pallet_jack_build import build_pallet_jack
 from blender.pedestrian_build import animate_gait, build_pedestrian
-from blender.spec import FORKLIFT_WHEEL, HALL_M, STEEL, CameraSpec, ObjectSpec, SceneSpec, solid_spans, wall_pieces
+from blender.site_spec import FORKLIFT_FLOOR_Z, FORKLIFT_ROOF_Z, FORKLIFT_WHEEL, wall_pieces
+from blender.spec import HALL_M, STEEL, CameraSpec, ObjectSpec, SceneSpec, solid_spans
 
 def clear_scene() -> None:
     """Remove every object and data block from the previous frame so memory stays flat."""
@@ -133,18 +134,24 @@ def _forklift(mb: MeshBuilder, spec: ObjectSpec, paint) -> None:
     rubber = material(f"{spec.name}_rubber", BLACK, 0.8)
     steel = material(f"{spec.name}_steel", STEEL, 0.35, metallic=1.0)
     dark = material(f"{spec.name}_dark", (0.08, 0.08, 0.09), 0.6)
-    mb.box((0, 0.35, 0.65), (1.05, 1.6, 0.8), paint)                 # chassis/body
+    floor, roof = FORKLIFT_FLOOR_Z, FORKLIFT_ROOF_Z
+    mb.box((0, 0.725, 0.65), (1.05, 0.85, 0.8), paint)                # body under the seat (to the counterweight)
+    mb.box((0, -0.075, (0.25 + floor) / 2), (1.05, 0.75, floor - 0.25), paint)  # front: the footwell's floor plate
+    mb.box((0, -0.34, 1.08), (1.05, 0.22, 0.44), paint)               # cowl in front of the driver's feet
     mb.box((0, 1.2, 0.7), (1.05, 0.35, 0.9), dark)                   # counterweight
     mb.box((0, 0.55, 1.2), (0.5, 0.4, 0.3), dark)                    # seat
     wx, wy, wz = FORKLIFT_WHEEL
-    mb.cylinder((wx, wy, wz), 0.16, 0.04, rubber, rot=(0.6, 0, 0))  # steering wheel on its column
-    mb.cylinder((wx, wy - 0.2, (wz + 1.05) / 2), 0.04, wz - 1.05 + 0.05, dark, rot=(-0.35, 0, 0))
+    mb.cylinder((wx, wy, wz), 0.16, 0.04, rubber, rot=(-0.6, 0, 0))  # steering wheel, its face to the driver
+    base = np.array([wx, -0.3, 1.3])                                 # column from the cowl up to the wheel's hub
+    axis = np.array([wx, wy, wz]) - base
+    mb.cylinder(tuple(base + axis / 2), 0.035, float(np.linalg.norm(axis)), dark,
+                rot=(-math.atan2(axis[1], axis[2]), 0, 0))
     for x in (-0.45, 0.45):
         for y in (-0.2, 0.95):
             mb.cylinder((x, y, 0.28), 0.28, 0.2, rubber, rot=(0, math.pi / 2, 0))
         for y in (-0.25, 0.9):  # overhead guard posts
-            mb.box((x, y, 1.6), (0.06, 0.06, 1.3), dark)
-    mb.box((0, 0.33, 2.25), (0.96, 1.25, 0.06), dark)              # guard roof
+            mb.box((x, y, (0.95 + roof) / 2), (0.06, 0.06, roof - 0.95), dark)
+    mb.box((0, 0.33, roof + 0.03), (0.96, 1.25, 0.06), dark)         # guard roof
     mast_h = p["mast_height_m"]
     for x in (-0.33, 0.33):
         mb.box((x, -0.55, mast_h / 2), (0.09, 0.12, mast_h), steel)
@@ -350,7 +357,12 @@ def animate_motion(spec: SceneSpec, fps: int = 10) -> None:
     scene.render.fps = fps
     scene.render.use_motion_blur = True
     scene.render.motion_blur_position = "CENTER"
-    scene.render.motion_blur_shutter = min(2.0, spec.exposure_s * fps)
+    # A rolling shutter (Cycles: rows from the top, each exposed `rolling_shutter_duration` of the shutter):
+    # the shutter spans exposure + readout, a row's share of it is the exposure.
+    total = spec.exposure_s + spec.readout_s
+    scene.render.motion_blur_shutter = min(2.0, total * fps)
+    scene.cycles.rolling_shutter_type = "TOP" if spec.readout_s > 0 else "NONE"
+    scene.cycles.rolling_shutter_duration = spec.exposure_s / total
     scene.frame_set(1)
 
 

@@ -47,7 +47,8 @@ def vest_hooks(mb: MeshBuilder, spec: ObjectSpec, paint) -> None:
         x = -w / 2 + (k + 0.5) * w / len(p["vests"])
         mb.box((x, -0.04, h - 0.06), (0.015, 0.06, 0.015), paint)  # hook
         if v["kind"] == "vest":
-            _vest(mb, f"{spec.name}_{k}", v["color"], x, h - 0.08, y=-0.07, stripes=v["stripes"])
+            # neighbours overlap where the rail is short: each hangs a little in front of the last (no coplanar faces)
+            _vest(mb, f"{spec.name}_{k}", v["color"], x, h - 0.08, y=-0.07 - 0.012 * k, stripes=v["stripes"])
         else:  # a helmet on the hook
             shell = material(f"{spec.name}_{k}_helmet", v["color"], 0.35)
             mb.hull(_ring(x, -0.15, h - 0.1, 0.14, 0.12) + _ring(x, -0.15, h - 0.02, 0.1, 0.09, 8)

@@ -25,9 +25,12 @@ def project(points: np.ndarray, cam_mats: dict[str, Any]) -> tuple[np.ndarray, n
     return project_camera(cam, cam_mats.get("lens"), np.array(cam_mats["K"]))
 
 
-def coco_keypoints(bpy, obj, camera, cam_mats: dict[str, Any], width: int, height: int) -> list[float] | None:
+def coco_keypoints(bpy, obj, camera, cam_mats: dict[str, Any], width: int, height: int,
+                   velocity: tuple[float, float] | None = None, readout_s: float = 0.0) -> list[float] | None:
     """[x, y, v] * 17 for the pedestrian object `obj` (None when it carries no keypoints, e.g. an
-    external asset): v = 0 outside the image (x = y = 0, COCO's convention), 1 hidden, 2 visible."""
+    external asset): v = 0 outside the image (x = y = 0, COCO's convention), 1 hidden, 2 visible.
+    Under a rolling shutter (readout_s, rows from the top, the middle row at the frame's time) a moving
+    body's point is where it was when its row was exposed: moved by velocity * (row / height - 0.5) * readout_s."""
     local = obj.get("keypoints")
     if local is None:
         return None
@@ -35,11 +38,17 @@ def coco_keypoints(bpy, obj, camera, cam_mats: dict[str, Any], width: int, heigh
 
     world = (np.array(obj.matrix_world) @ np.c_[np.reshape(local, (-1, 3)), np.ones(len(local) // 3)].T)[:3].T
     uv, front = project(world, cam_mats)
+    still = world  # occlusion is tested on the scene as built (the frame's time)
+    if readout_s > 0 and velocity:
+        for _ in range(3):  # the row depends on the point, the point on its row's time: a few fixed-point steps
+            dt = (uv[:, 1] / height - 0.5) * readout_s
+            world = still + np.c_[np.outer(dt, velocity), np.zeros(len(dt))]
+            uv, front = project(world, cam_mats)
     scene = bpy.context.scene
     depsgraph = bpy.context.evaluated_depsgraph_get()
     origin = Vector(camera.matrix_world.translation)
     out: list[float] = []
-    for (x, y), ok, point in zip(uv, front, world):
+    for (x, y), ok, point in zip(uv, front, still):
         if not (ok and 0 <= x < width and 0 <= y < height):
             out += [0.0, 0.0, 0]
             continue

@@ -284,13 +284,19 @@ def body_mesh(p: dict[str, Any]) -> dict[str, np.ndarray]:
     COCO's order; palms (2,3): hand centres; reach_deg: the arm angles solved for grip_m (or empty). A person operating a jack or carrying a carton reaches
     with both hands to `p["grip_m"]`; an operator also steps to close what the arms cannot."""
     _, region, flex_axes, _ = body_model()
-    if p["pose"] in ("operating", "carrying", "picking", "seated") and p.get("grip_m") and "reach_deg" not in p:
+    solved = p["pose"] in ("operating", "carrying", "picking", "seated") and p.get("grip_m") and "reach_deg" not in p
+    if solved:
         angles, _ = reach(p, np.array(p["grip_m"]))
         p = dict(p, reach_deg=[angles["swing"], angles["elbow"], angles["down"]])
     body = _posed_batch(p, [bone_rotations(p["pose"], p, flex_axes)])[0]
     faces, uv = _topology()
     if p["pose"] in ("operating", "picking") and p.get("grip_m"):  # the step the arms could not close: the body steps
         shift = (np.array(p["grip_m"]) - body["palms"]).mean(axis=0) * (1.0, 1.0, 0.0)
+        if p["pose"] == "picking" and solved:  # a picker's arms reach again from where the body stands, then it steps
+            angles, _ = reach(p, np.array(p["grip_m"]) - shift)
+            p = dict(p, reach_deg=[angles["swing"], angles["elbow"], angles["down"]])
+            body = _posed_batch(p, [bone_rotations(p["pose"], p, flex_axes)])[0]
+            shift = (np.array(p["grip_m"]) - body["palms"]).mean(axis=0) * (1.0, 1.0, 0.0)
         for key in ("vertices", "keypoints", "palms"):
             body[key] = body[key] + shift
     return {"vertices": body["vertices"].astype(np.float32), "faces": faces.astype(np.int32),

@@ -165,6 +165,26 @@ def camera_matrices(cam, width: int, height: int) -> dict[str, Any]:
             "lens": json.loads(cam.get("lens_model", '{"model": "pinhole"}'))}
 
 
+def amodal_box(bpy, obj, cam_mats: dict[str, Any], width: int, height: int) -> list[float] | None:
+    """[x0, y0, x1, y1] in pixels of the object's whole projected mesh, occluded parts included, clipped to
+    the image (None when nothing of it is in front of the camera): a crowd region's extent."""
+    depsgraph = bpy.context.evaluated_depsgraph_get()
+    eval_obj = obj.evaluated_get(depsgraph)
+    mesh = eval_obj.to_mesh()
+    try:
+        verts = np.empty(3 * len(mesh.vertices), np.float32)
+        mesh.vertices.foreach_get("co", verts)
+    finally:
+        eval_obj.to_mesh_clear()
+    world = np.array(obj.matrix_world)
+    uv, in_front = project((world @ np.c_[verts.reshape(-1, 3).astype(float), np.ones(len(verts) // 3)].T)[:3].T, cam_mats)
+    if not in_front.any():
+        return None
+    lo = np.clip(uv[in_front].min(axis=0), 0, (width, height))
+    hi = np.clip(uv[in_front].max(axis=0), 0, (width, height))
+    return [round(float(v), 2) for v in (*lo, *hi)]
+
+
 def amodal_pixels(bpy, obj, cam_mats: dict[str, Any], width: int, height: int, supersample: int = 8) -> tuple[int, int]:
     """(pixels of the unoccluded silhouette inside the image, of the whole silhouette) for `obj`.
 
@@ -305,9 +325,11 @@ def render_frame(bpy, spec: SceneSpec, shard_dir: Path, seed_key: list[int], kee
                         # mask differ by a fraction of a pixel along the edge, hence the cap.
                         "visibility": round(min(1.0, visible / in_frame), 3) if in_frame else 0.0,
                         "truncation": round(1.0 - in_frame / total, 3) if total else 1.0})
-        if o.params.get("crowd"):  # an ignore region (a seated forklift driver): COCO iscrowd
+        if o.params.get("crowd"):  # an ignore region (a seated forklift driver): COCO iscrowd over its whole extent
             records[-1]["crowd"] = True
-        keypoints = coco_keypoints(bpy, bpy.data.objects[o.name], cam, cam_mats, width, height)
+            records[-1]["crowd_box"] = amodal_box(bpy, bpy.data.objects[o.name], cam_mats, width, height)
+        keypoints = coco_keypoints(bpy, bpy.data.objects[o.name], cam, cam_mats, width, height,
+                                   o.params.get("velocity_mps"), spec.readout_s if spec.exposure_s > 0 else 0.0)
         if keypoints is not None:
             records[-1]["keypoints"] = keypoints
     meta = {

@@ -105,6 +105,8 @@ class SceneSpec:
     shell: dict[str, Any] = field(default_factory=dict)
     # Shutter time for motion blur (0 = none); objects move by params["velocity_mps"] * exposure_s.
     exposure_s: float = 0.0
+    # Rolling shutter: seconds from the top row's exposure to the bottom row's (0 = a global shutter).
+    readout_s: float = 0.0
     # Floor finish (FLOORS): concrete, painted epoxy or worn; noise scale/contrast of its texture.
     floor: dict[str, Any] = field(default_factory=dict)
     # Sensor noise added to the 8-bit RGB after rendering: {"sigma": grey levels, "seed": int}; empty = none.
@@ -220,57 +222,6 @@ def solid_spans(length: float, holes: list[tuple[float, float]]) -> list[tuple[f
     return spans
 
 
-def wall_pieces(shell: dict[str, Any], wall: str, height: float) -> list[tuple[tuple[float, float], tuple[float, float]]]:
-    """Solid (along-wall span, z range) boxes of one wall (N, S, E, W) of height `height` around its
-    openings: windows (sill to top of the window band) and doors (floor to their height), cut band by band."""
-    sill = shell.get("window_sill_m", 0.0)
-    top = sill + shell.get("window_height_m", 0.0)
-    openings = [(u, w, sill, top) for side, u, w in shell.get("windows", []) if side == wall]
-    openings += [(d["u"], d["width_m"], 0.0, d["height_m"]) for d in shell.get("doors", []) if d["wall"] == wall]
-    cuts = sorted({0.0, height, *(z for o in openings for z in o[2:])})
-    pieces = []
-    for z0, z1 in zip(cuts, cuts[1:]):
-        holes = [(u, w) for u, w, a, b in openings if a <= z0 and z1 <= b]
-        pieces += [(span, (z0, z1)) for span in solid_spans(HALL_M, holes)]
-    return pieces
-
-
-DOOR_COLORS = [(0.55, 0.56, 0.58), (0.1, 0.25, 0.55), (0.85, 0.85, 0.82), (0.9, 0.7, 0.05), (0.6, 0.1, 0.08)]
-
-
-def sample_doors(rng: np.random.Generator, windows: list[list[Any]], height: float) -> list[dict[str, Any]]:
-    """Dock doors along one or two walls (2-5 per wall, 2.4-3.2 m wide, 4-5 m apart; shutters closed,
-    part open or open, a trailer backed against an open one half the time) and perhaps a personnel
-    door; a door that would cut into a window is left out."""
-    doors: list[dict[str, Any]] = []
-    walls = ["N", "S", "E", "W"]
-    for wall in [walls[k] for k in rng.permutation(4)[: int(rng.integers(1, 3))]]:
-        n, pitch = int(rng.integers(2, 6)), float(rng.uniform(4.0, 5.0))
-        start = float(rng.uniform(-HALL_M / 2 + 2.5, HALL_M / 2 - 2.5 - (n - 1) * pitch)) if (n - 1) * pitch < HALL_M - 5 else -HALL_M / 2 + 2.5
-        for k in range(n):
-            state = rng.random()
-            doors.append({"wall": wall, "u": round(start + k * pitch, 3), "width_m": round(_u(rng, (2.4, 3.2)), 3),
-                          "height_m": round(min(_u(rng, (2.8, 3.6)), height - 1.2), 3), "kind": "dock",
-                          "open_frac": 0.0 if state < 0.45 else round(_u(rng, (0.3, 0.8)), 3) if state < 0.7 else 1.0,
-                          "trailer": bool(rng.random() < 0.5), "color": _rgb(_pick(rng, DOOR_COLORS)),
-                          "trailer_color": _rgb(_pick(rng, [(0.75, 0.75, 0.73), (0.45, 0.35, 0.25), (0.3, 0.32, 0.35)]))})
-    if rng.random() < 0.5:
-        doors.append({"wall": walls[int(rng.integers(4))], "u": round(float(rng.uniform(-12, 12)), 3), "width_m": 1.0,
-                      "height_m": 2.1, "kind": "personnel", "open_frac": 0.0, "trailer": False,
-                      "color": _rgb(_pick(rng, DOOR_COLORS))})
-    keep = []
-    for d in doors:
-        lo, hi = d["u"] - d["width_m"] / 2 - 0.6, d["u"] + d["width_m"] / 2 + 0.6
-        if hi > HALL_M / 2 - 0.3 or lo < -HALL_M / 2 + 0.3:
-            continue
-        if any(side == d["wall"] and u + w / 2 > lo and u - w / 2 < hi for side, u, w in windows):
-            continue
-        if any(o["wall"] == d["wall"] and o["u"] + o["width_m"] / 2 > lo and o["u"] - o["width_m"] / 2 < hi for o in keep):
-            continue
-        keep.append(d)
-    return keep
-
-
 def sample_shell(rng: np.random.Generator, render_cfg: dict[str, Any]) -> dict[str, Any]:
     """Ceiling height, skylight rows and wall windows of the hall."""
     height = round(_u(rng, render_cfg["ceiling_height_m"]), 3)
@@ -294,6 +245,8 @@ def sample_shell(rng: np.random.Generator, render_cfg: dict[str, Any]) -> dict[s
     shell = {"height_m": height, "skylights": skylights, "windows": windows,
              "window_sill_m": sill, "window_height_m": round(min(_u(rng, (1.2, 2.5)), height - sill - 0.5), 3)}
     if render_cfg["doors_prob"] > 0 and rng.random() < render_cfg["doors_prob"]:  # drawn only when set
+        from blender.site_spec import sample_doors
+
         shell["doors"] = sample_doors(rng, windows, height)
     return shell
 
@@ -332,79 +285,6 @@ def _add_companions(rng: np.random.Generator, render_cfg: dict[str, Any], object
                                   (round(x, 4), round(y, 4), 0.0),
                                   round(leader.yaw_rad + float(rng.uniform(-0.1, 0.1)), 4), params))
     return added
-
-
-PICK_LEVEL = 1  # the beam level picked from: its pallets' cartons at 1.64-1.95 m (levels at 0.15 + 1.3 k m)
-
-
-def _add_picker(rng: np.random.Generator, person: dict[str, Any], racks: list[ObjectSpec],
-                aisles: list[tuple[float, float, float, float]], placed: list[tuple[float, float, float]],
-                n_rack_discs: int) -> tuple[tuple[float, float], float] | None:
-    """Turn `person` into a picker at a rack slot (render.picking_prob): in an aisle, 0.3-0.45 m from a
-    rack face, facing it, both hands on the sides of a carton on a loaded slot of the beam level
-    PICK_LEVEL (pedestrian_body.reach solves the arms; the body steps to close what they cannot).
-    Returns the position and yaw, or None where no loaded slot has room (the person stays as drawn).
-    The picker's footprint may touch the racks' discs (hands on the load) but no other disc."""
-    for _ in range(12):
-        if not aisles:
-            return None
-        x0, x1, yc, half = aisles[int(rng.integers(len(aisles)))]
-        side = 1.0 if rng.random() < 0.5 else -1.0
-        row_y = yc + side * (half + RACK_DEPTH_M / 2)
-        bays = [r for r in racks if abs(r.location[1] - row_y) < 1e-3 and r.params["levels"] > PICK_LEVEL]
-        if not bays:
-            continue
-        bay = bays[int(rng.integers(len(bays)))]
-        k = int(rng.integers(2))
-        if bay.params["slots"][2 * PICK_LEVEL + k] is None:
-            continue
-        slot_x = bay.location[0] + (-0.25 if k == 0 else 0.25) * bay.params["width_m"]
-        gap = float(rng.uniform(0.3, 0.45))  # body origin to the rack face
-        x, y = slot_x + float(rng.uniform(-0.15, 0.15)), yc + side * (half - gap)
-        r = FOOTPRINT_M[PEDESTRIAN]
-        if not all(math.hypot(x - px, y - py) >= r + pr for px, py, pr in placed[n_rack_discs:]):
-            continue
-        yaw = (0.0 if side > 0 else math.pi) + float(rng.uniform(-0.12, 0.12))
-        # the carton's sides 2 cm into the rack face, turned into the body's frame (facing +y, left hand at -x)
-        z = min(1.64 + float(rng.uniform(0.05, 0.2)), 0.95 * person["height_m"])
-        width = float(rng.uniform(0.3, 0.45))
-        c, s = math.cos(-yaw), math.sin(-yaw)
-        grip = []
-        for u in (-side * width / 2, side * width / 2):  # the body's left first: -x of the hall when facing +y
-            dx, dy = slot_x + u - x, row_y - side * (RACK_DEPTH_M / 2 - 0.02) - y
-            grip.append([round(dx * c - dy * s, 4), round(dx * s + dy * c, 4), round(z, 4)])
-        person.update(pose="picking", arms="grip", picks=bay.name, swing_deg=0.0, grip_m=grip)
-        person.pop("carried_box", None)
-        return (x, y), round(math.remainder(yaw, 2 * math.pi), 4)
-    return None
-
-
-FORKLIFT_SEAT = (0.0, 0.62, 1.35)  # where a driver's thighs rest, in the forklift's frame (blender/build.py _forklift)
-FORKLIFT_WHEEL = (0.0, -0.05, 1.62)  # the steering wheel's centre, same frame (radius 0.16 m)
-
-
-def _driver(rng: np.random.Generator, render_cfg: dict[str, Any], forklift: ObjectSpec,
-            instance_id: int) -> ObjectSpec:
-    """A driver seated in `forklift`'s cab, facing its forks, hands on the steering wheel. Labelled by
-    render.forklift_driver_label: ignore (a pedestrian marked as a crowd region: COCOeval neither
-    rewards nor punishes a detection there), pedestrian (a person like any other) or none (unlabelled)."""
-    params = pedestrian_params(rng, render_cfg)
-    for key in ("carried_box", "grip_m"):
-        params.pop(key, None)
-    sx, sy, sz = FORKLIFT_SEAT
-    wy, wz = sy - FORKLIFT_WHEEL[1], FORKLIFT_WHEEL[2] - sz  # ahead of and above the seat: the driver faces the forklift's -y
-    params.update(pose="seated", arms="wheel", drives=forklift.name, swing_deg=0.0,
-                  grip_m=[[-0.14, round(wy, 4), round(wz, 4)], [0.14, round(wy, 4), round(wz, 4)]])
-    label = render_cfg["forklift_driver_label"]
-    if label == "ignore":
-        params["crowd"] = True
-    c, s = math.cos(forklift.yaw_rad), math.sin(forklift.yaw_rad)
-    x, y = forklift.location[0] + sx * c - sy * s, forklift.location[1] + sx * s + sy * c
-    labelled = label != "none"
-    return ObjectSpec(f"inst_{instance_id:03d}_driver" if labelled else f"{forklift.name}_driver", PEDESTRIAN,
-                      PEDESTRIAN if labelled else None, instance_id if labelled else 0,
-                      (round(x, 4), round(y, 4), sz), round(math.remainder(forklift.yaw_rad + math.pi, 2 * math.pi), 4),
-                      params)
 
 
 def sample_rig_camera(rng: np.random.Generator, render_cfg: dict[str, Any], objects: list[ObjectSpec],
@@ -468,6 +348,8 @@ def place_rig(rng: np.random.Generator, rig: dict[str, Any], name: str, objects:
 
 def sample_scene(rng: np.random.Generator, render_cfg: dict[str, Any], frame: str) -> SceneSpec:
     """Draw one warehouse scene from `rng` following the `render` config section."""
+    from blender.site_spec import add_picker, driver  # a working site's people (imports this module)
+
     width, height = render_cfg["resolution_px"]
     area = render_cfg["object_area_m"]
     placed: list[tuple[float, float, float]] = []
@@ -504,14 +386,14 @@ def sample_scene(rng: np.random.Generator, render_cfg: dict[str, Any], frame: st
             picker = None  # drawn only when set: other configs' scenes stay
             if (category == PEDESTRIAN and racks and render_cfg["picking_prob"] > 0
                     and (rng.random() < render_cfg["picking_prob"] or params["pose"] == "reaching")):
-                picker = _add_picker(rng, params, racks, aisles, placed, n_rack_discs)
+                picker = add_picker(rng, params, racks, aisles, placed, n_rack_discs)
                 if picker is not None:
                     pos, in_aisle = picker[0], False
             if category == PEDESTRIAN and picker is None and params["pose"] == "reaching" and render_cfg["picking_prob"] > 0:
                 params.update(pose="standing", arms="sides")  # with picking on, a raised arm always reaches a slot
             placed.append((*pos, FOOTPRINT_M[category]))
             # Drawn only when a folder is configured: procedural-only datasets stay as they were.
-            if files and rng.uniform() < render_cfg["asset_fraction"]:
+            if files and picker is None and rng.uniform() < render_cfg["asset_fraction"]:  # an asset cannot pick
                 params["asset"] = files[int(rng.integers(len(files)))]
                 params["asset_size_m"] = params["height_m"] if category == PEDESTRIAN else params["fork_length_m"] + 0.35
                 # Colour variation of the asset's own materials: hue shift, saturation and value factors.
@@ -551,7 +433,7 @@ def sample_scene(rng: np.random.Generator, render_cfg: dict[str, Any], frame: st
                                   round(float(rng.uniform(-math.pi, math.pi)), 4),
                                   distractor_params(rng, kind)))
         if kind == "forklift" and render_cfg["forklift_driver_prob"] > 0 and rng.random() < render_cfg["forklift_driver_prob"]:
-            objects.append(_driver(rng, render_cfg, objects[-1], max(o.instance_id for o in objects) + 1))
+            objects.append(driver(rng, render_cfg, objects[-1], max(o.instance_id for o in objects) + 1))
 
     objects += racks
     if render_cfg["camera_rigs"]:
@@ -590,9 +472,11 @@ def sample_scene(rng: np.random.Generator, render_cfg: dict[str, Any], frame: st
     colors, rough, noise_scale, contrast = FLOORS[floor_kind]
     tint = rng.uniform(-0.05, 0.05, size=3)
     floor_color = _rgb(np.clip(np.array(_pick(rng, colors)) * rng.uniform(0.7, 1.2) + tint, 0, 1))
-    exposure_s = 0.0
+    exposure_s = readout_s = 0.0
     if rng.random() < render_cfg["motion_blur_prob"]:
         exposure_s = round(_u(rng, render_cfg["exposure_s"]), 4)
+        if render_cfg["rolling_shutter_prob"] > 0 and rng.random() < render_cfg["rolling_shutter_prob"]:  # only when set
+            readout_s = round(_u(rng, render_cfg["readout_ms"]) / 1000, 4)
         for o in objects:  # people walk, jacks are pushed; both along their facing (+y before yaw)
             speed_range = {"pedestrian": render_cfg["pedestrian_speed_mps"],
                            "pallet_jack": render_cfg["pallet_jack_speed_mps"]}.get(o.kind)
@@ -620,6 +504,7 @@ def sample_scene(rng: np.random.Generator, render_cfg: dict[str, Any], frame: st
         floor_color=floor_color,
         floor_roughness=round(_u(rng, rough), 3),
         wall_color=_rgb(_pick(rng, render_cfg["wall_colors"])),
-        camera=camera, lights=lights, objects=objects, shell=shell, exposure_s=exposure_s, sensor_noise=noise,
+        camera=camera, lights=lights, objects=objects, shell=shell, exposure_s=exposure_s, readout_s=readout_s,
+        sensor_noise=noise,
         exposure_target=exposure_target, camera_image=camera_image, lamps_visible=bool(render_cfg["lamps_visible"]),
         floor={"kind": floor_kind, "noise_scale": noise_scale, "noise_contrast": contrast})

@@ -129,7 +129,15 @@ def annotate_shard(shard_dir: Path, classes: list[str], min_visible_pixels: int,
             mask = ids == inst["id"]
             area = int(mask.sum())
             visibility = inst.get("visibility", 1.0)  # metadata of renders before amodal counts: visible
-            if area < max(1, min_visible_pixels) or visibility < min_visibility:
+            crowd = bool(inst.get("crowd"))
+            if crowd and area and inst.get("crowd_box"):
+                # an ignore region covers where a detector may see the person, occluded parts too: COCOeval
+                # ignores a detection lying (by its IoU threshold) inside it, so the visible pixels alone are too small
+                x0, y0, x1, y1 = inst["crowd_box"]
+                mask = mask.copy()
+                mask[int(y0):int(np.ceil(y1)), int(x0):int(np.ceil(x1))] = True
+            # a crowd region is kept whenever any of it is visible: a missing one turns a detection into a false positive
+            if not (crowd and area) and (area < max(1, min_visible_pixels) or visibility < min_visibility):
                 dropped.append({"frame": frame, "instance_id": inst["id"], "category": inst["category"],
                                 "visible_pixels": area, "visibility": visibility,
                                 "reason": "min_visible_pixels" if area < max(1, min_visible_pixels) else "min_visibility"})
@@ -138,12 +146,12 @@ def annotate_shard(shard_dir: Path, classes: list[str], min_visible_pixels: int,
             annotations.append({
                 "id": 0, "image_id": image_id, "category_id": cat_ids[inst["category"]],
                 "segmentation": rle, "area": float(mask_utils.area(rle)),
-                "bbox": [float(v) for v in mask_utils.toBbox(rle)], "iscrowd": int(bool(inst.get("crowd"))),
+                "bbox": [float(v) for v in mask_utils.toBbox(rle)], "iscrowd": int(crowd),
                 "instance_id": inst["id"],
                 "visibility": visibility, "truncation": inst.get("truncation", 0.0),
             })
-            if inst["category"] == PERSON and not inst.get("crowd"):  # bodies without keypoints (assets): none labelled
-                kps = inst.get("keypoints") or [0] * (3 * len(KEYPOINTS))
+            if inst["category"] == PERSON:  # bodies without keypoints (assets) and crowd regions: none labelled
+                kps = (not crowd and inst.get("keypoints")) or [0] * (3 * len(KEYPOINTS))
                 annotations[-1].update(keypoints=kps, num_keypoints=sum(v > 0 for v in kps[2::3]))
             else:  # COCOeval(iouType="keypoints") over every category reads this field: 0 = ignored (crowd regions too)
                 annotations[-1]["num_keypoints"] = 0

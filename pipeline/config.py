@@ -13,7 +13,7 @@ SCHEMA_PATH = Path(__file__).resolve().parent.parent / "configs" / "schema.yaml"
 RANGE_KEYS = ("pedestrians_per_image", "pallet_jacks_per_image", "distractors_per_image",
               "camera_height_m", "camera_distance_m", "focal_mm", "sun_strength", "area_light_w",
               "ceiling_height_m", "windows_per_wall", "exposure_s", "pedestrian_speed_mps",
-              "pallet_jack_speed_mps", "sensor_noise_sigma", "light_kelvin")
+              "pallet_jack_speed_mps", "sensor_noise_sigma", "light_kelvin", "readout_ms")
 PROCEDURAL_CLASSES = ("pedestrian", "pallet_jack")
 # ranges of render.camera_image and the bounds their values must keep
 CAMERA_IMAGE_BOUNDS = {"chromatic_aberration_px": (0, 10), "vignetting_strength": (0, 0.95),
@@ -133,6 +133,10 @@ def validate(cfg: dict[str, Any], source: str = "<config>") -> dict[str, Any]:
                           "camera_rigs: {} in a config file for the single rig of camera_height_m/camera_distance_m")
     if not (0 < cfg["render"]["exposure_s"][0] and cfg["render"]["exposure_s"][1] <= 0.2):
         raise ConfigError(f"{source}: render.exposure_s: need 0 < min <= max <= 0.2 s, got {cfg['render']['exposure_s']}")
+    rs = cfg["render"]
+    if rs["rolling_shutter_prob"] > 0 and not (0 < rs["readout_ms"][0] and rs["exposure_s"][1] + rs["readout_ms"][1] / 1000 <= 0.2):
+        raise ConfigError(f"{source}: render.readout_ms {rs['readout_ms']}: need min > 0 and exposure_s max + readout "
+                          f"max <= 0.2 s (motion is keyed 0.1 s either side of the frame), got exposure_s {rs['exposure_s']}")
     if cfg["train"]["warmup_iters"] >= cfg["train"]["iterations"]:
         raise ConfigError(f"{source}: train.warmup_iters ({cfg['train']['warmup_iters']}) must be below train.iterations "
                           f"({cfg['train']['iterations']}): the learning rate would never leave its warmup")

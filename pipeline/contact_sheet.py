@@ -20,7 +20,7 @@ def class_color(category_id: int) -> tuple[int, int, int]:
 
 
 def overlay(image: np.ndarray, anns: list[dict], alpha: float = 0.5) -> np.ndarray:
-    """Blend each annotation's mask in its class colour and outline its box."""
+    """Blend each annotation's mask in its class colour and outline its box ("crowd" on ignore regions)."""
     out = image.astype(np.float32)
     for ann in anns:
         m = mask_utils.decode(ann["segmentation"]).astype(bool)
@@ -31,6 +31,8 @@ def overlay(image: np.ndarray, anns: list[dict], alpha: float = 0.5) -> np.ndarr
     for ann in anns:
         x, y, w, h = ann["bbox"]
         draw.rectangle([x, y, x + w - 1, y + h - 1], outline=class_color(ann["category_id"]))
+        if ann.get("iscrowd", 0):  # an ignore region (a seated driver), not an instance
+            draw.text((x + 2, y + 1), "crowd", fill=class_color(ann["category_id"]))
     return np.asarray(img)
 
 
@@ -103,7 +105,7 @@ def crop_sheet(coco_files: list[Path], image_root: Path, category: str, count: i
             raise ValueError(f"{path}: no category {category!r} (categories: {[c['name'] for c in coco['categories']]})")
         skeleton = cat.get("skeleton", [])
         images.update({(f, im["id"]): im for im in coco["images"]})
-        cands += [(f, a) for a in coco["annotations"] if a["category_id"] == cat["id"]]
+        cands += [(f, a) for a in coco["annotations"] if a["category_id"] == cat["id"] and not a.get("iscrowd", 0)]
     if not cands:  # a dataset without this class still gets its (empty) sheet, saying so
         sheet = Image.new("RGB", (tile_px * 3, 40), "white")
         ImageDraw.Draw(sheet).text((8, 12), f"no {category} instances in this dataset", fill=(0, 0, 0))

@@ -204,12 +204,12 @@ def main(argv: list[str] | None = None) -> int:
         if not sep:
             raise SystemExit(f"--real {item!r}: expected NAME=ANN_JSON")
         real[name] = object_heights(read_json(Path(path)))
+    if not data["images"]:  # before anything is written: the three files come together or not at all
+        raise SystemExit(f"{args.coco[0]}: no image records a camera (COCO files written before annotate kept it): "
+                         "re-run annotate")
     stats = summary(data, real)
     write_json(args.out_dir / "dataset_stats.json", stats)
     figure(data, real, args.title, args.out_dir / "dataset_stats.png")
-    if not data["images"]:
-        raise SystemExit(f"{args.coco[0]}: no image records a camera (COCO files written before annotate kept it): "
-                         "re-run annotate")
     with atomic_path(args.out_dir / "rig_samples.jpg") as tmp:
         rig_samples(data["images"], args.image_root).save(tmp, format="JPEG", quality=88)
     print(json.dumps(stats["objects"], indent=1))

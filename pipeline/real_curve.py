@@ -16,7 +16,23 @@ from typing import Any
 
 from pipeline import plots
 from pipeline.io import atomic_path, provenance, read_json, write_json
-from pipeline.proof import _ap, _fmt, _scores, _train_summary, _val_curve
+from pipeline.proof import _train_summary, _val_curve
+
+
+def _ap(scores: dict[str, Any], iou: str, col: str) -> float:
+    """AP of one IoU type over all classes (col "mean") or of one class; -1 where it has none."""
+    return scores[iou]["AP"] if col == "mean" else scores[iou]["per_class"].get(col, -1)
+
+
+def _scores(metrics: dict[str, Any]) -> dict[str, Any]:
+    """AP, AP50 and per-class AP of both IoU types of an evaluate metrics.json."""
+    return {t: {"AP": metrics[t]["AP"], "AP50": metrics[t]["AP50"], "per_class": dict(metrics[t]["per_class"])}
+            for t in ("segm", "bbox")}
+
+
+def _fmt(x: float | None) -> str:
+    return "n/a" if x is None or x < 0 else f"{x:.3f}"
+
 
 KIND_LABEL = {"real_only": "real frames only", "syn2real": "synthetic, then real frames", "mixed": "synthetic + real mixed"}
 KIND_STYLE = {"real_only": ("#d62728", "s"), "syn2real": ("#1f77b4", "o"), "mixed": ("#2ca02c", "D")}

@@ -252,6 +252,8 @@ def train(cfg: dict[str, Any], classes: list[str], model_cfg: dict[str, Any], we
 
     from tqdm import tqdm
 
+    if eval_every and dist.main and cfg.get("eval_first") and pos.iteration == 0 and not val_rows:
+        validate(scored, val_ds, device, 0, val_rows, val_csv, cfg["batch_size"], cfg["workers"], board)  # the start
     model.train()
     stream = batches(dataset, cfg["batch_size"], cfg["seed"], cfg["workers"], pos.epoch, pos.batch_in_epoch,
                      dist.rank, dist.world, groups, dataset.weights() if mix else None)

@@ -268,23 +268,24 @@ def test_comparisons_zero_shot_data_efficiency_and_a_real_set_in_one_report(tmp_
 
 
 PROOF_TINY = {"seed": 3, "shards": 1, "train_images": [2], "val_images": 1, "test_images": 1,
-              "starts": ["feature_extraction", "fine_tune", "from_scratch"],
-              "train": {"iterations": 2, "eval_every": 1},
+              "starts": ["continued", "feature_extraction", "fine_tune", "pooled", "from_scratch"], "seeds": [0, 1],
+              "train": {"iterations": 2, "eval_every": 1}, "bootstrap_resamples": 20,
               # smoke's rigs: site B's cameras higher, the eye-level rig weighed 0 (a merge cannot remove it)
               "site_b": {"floor_kinds": ["asphalt"], "jack_paints": ["green"],
                          "camera_rigs": {"ceiling_cctv": {"height_m": [3.5, 5.0]}, "eye_level": {"weight": 0}}}}
 
 
 def test_proof_experiment_dag_and_a_tiny_run(tmp_path):
-    """`snakemake proof`: site B rendered with its own keys, every start x N trained from the right weights
-    with the same budget, all scored on the site-B test set, the page and JSON written; reruns stay targeted."""
+    """`snakemake proof`: site B rendered with its own keys, every row x N x seed trained from the right
+    weights and data with the same budget (the continued-training control on site A, pooled runs on site A +
+    B), all scored on the site-B test set, the page and JSON written; reruns stay targeted."""
     import torch
 
     config = write_config(tmp_path, proof=PROOF_TINY)
     plan = smk(tmp_path, config, "-n", "--quiet", "rules", targets=["proof"]).stdout
     jobs = {line.split()[0]: int(line.split()[1]) for line in plan.splitlines()
             if len(line.split()) == 2 and line.split()[1].isdigit()}
-    assert jobs["proof_train"] == jobs["proof_evaluate"] == 3 and jobs["proof_render"] == 1
+    assert jobs["proof_train"] == jobs["proof_evaluate"] == 2 * (1 + 4) and jobs["proof_render"] == 1
     assert jobs["train"] == 1 and jobs["proof_no_adaptation"] == 1 and jobs["proof_weights"] == 2
     assert "report" not in jobs  # the main report is not part of the experiment
     smk(tmp_path, config, "--cores", "2", targets=["proof"])
@@ -298,20 +299,36 @@ def test_proof_experiment_dag_and_a_tiny_run(tmp_path):
     # Adapted runs start from the site-A model (feature extraction keeps its backbone), scratch from nothing.
     base = torch.load(out / "train" / "best.pth", map_location="cpu", weights_only=True)["model"]
     runs = out / "proof" / "runs"
-    fe = torch.load(runs / "feature_extraction_n2/train/model_final.pth", map_location="cpu", weights_only=True)["model"]
-    scratch = torch.load(runs / "from_scratch_n2/train/model_final.pth", map_location="cpu", weights_only=True)["model"]
+    fe = torch.load(runs / "feature_extraction_n2_s0/train/model_final.pth", map_location="cpu", weights_only=True)["model"]
+    scratch = torch.load(runs / "from_scratch_n2_s0/train/model_final.pth", map_location="cpu", weights_only=True)["model"]
     key = "backbone.body.layer1.0.conv1.weight"
     assert torch.equal(fe[key], base[key]) and not torch.equal(scratch[key], base[key])
-    assert json.loads((runs / "fine_tune_n2/train/provenance.json").read_text())["config"]["weights"]["kind"] == "path"
+    prov = {r.name: json.loads((r / "train/provenance.json").read_text()) for r in runs.iterdir()}
+    assert sorted(prov) == sorted(f"{s}_s{k}" for s in ("continued", "feature_extraction_n2", "fine_tune_n2",
+                                                        "pooled_n2", "from_scratch_n2") for k in (0, 1))
+    for name, p in prov.items():  # the data and start of each row; the seed is train.seed + proof seed
+        data, cfg = p["data"], p["config"]
+        assert cfg["train"]["seed"] == int(name[-1]) and cfg["train"]["eval_first"] and cfg["train"]["iterations"] == 2
+        assert cfg["weights"]["kind"] == ("none" if name.startswith("from_scratch") else "path")
+        on_a = name.startswith(("continued", "pooled"))
+        assert data["train"].endswith("dataset/train.json") and ("site_b" in data["train"]) != on_a
+        assert data["val"].endswith("site_b/dataset/val.json")
+        assert (data["mix"] or {}).get("fraction") == (0.5 if name.startswith("pooled") else None)
+        if name.startswith("pooled"):
+            assert data["mix"]["ann"].endswith("site_b/dataset/n2.json")
     result = json.loads((out / "proof" / "proof.json").read_text())
-    assert [(r["start"], r["n"]) for r in result["runs"]] == [("feature_extraction", 2), ("fine_tune", 2),
-                                                              ("from_scratch", 2)]
-    for r in result["runs"]:
-        assert set(r["segm"]["per_class"]) == {"pedestrian", "pallet_jack"} and len(r["val_curve"]) == 2
-        assert r["train"]["iterations"] == 2
-    assert set(result["zero_shot"]) == {"segm", "bbox"} and "site_a_test" in result and "cores" in result["machine"]
+    assert [(r["start"], r["n"], r["seeds"]) for r in result["rows"]] == [
+        ("continued", 0, [0, 1]), ("feature_extraction", 2, [0, 1]), ("fine_tune", 2, [0, 1]), ("pooled", 2, [0, 1]),
+        ("from_scratch", 2, [0, 1])]
+    for r in result["rows"]:
+        assert set(r["segm"]["AP"]) == {"all", "pedestrian", "pallet_jack"}
+        assert [p["iteration"] for p in r["val_curve"]] == [0, 1, 2]  # from the starting weights on
+        assert all(s["train"]["iterations"] == 2 for s in r["per_seed"])
+        assert ("vs_control" in r) == (r["start"] != "continued")
+    assert set(result["no_adaptation"]) == {"segm", "bbox"} and "site_a_test" in result and "cores" in result["machine"]
     html = (out / "proof" / "index.html").read_text()
-    for text in ("Site-B test AP against N", "site-A model, no adaptation", "from scratch", "AP over training"):
+    for text in ("Site-B test AP against N", "site-A model, no adaptation", "from scratch", "AP over training",
+                 "What the intervals support", "continued on site A (control)", "pooled"):
         assert text in html, text
     assert (out / "proof" / "ap_vs_n.png").stat().st_size > 1000
     # A site-B budget change retrains the site-B models only; site A and the renders stay.

@@ -1,5 +1,6 @@
 # Config (validated before anything runs), paths and helpers shared by the rule files.
 import functools
+import re
 
 from blender.frame_key import asset_files, code_files
 from pipeline.config import job_partition, load_config, merge, proof_fractions, site_b_render, validate
@@ -177,23 +178,50 @@ PROOF_OUT = f"{OUT}/proof"
 SITE_B = f"{PROOF_OUT}/site_b"
 SITE_B_RENDER = site_b_render(config)  # the render section of site B
 SITE_B_SHARDS = [f"{k:03d}" for k in range(PROOF["shards"])]
-PROOF_TRAIN = merge(config["train"], PROOF["train"])
-PROOF_RUNS = [(s, n) for s in PROOF["starts"] for n in sorted(PROOF["train_images"])]
+PROOF_TRAIN = merge(config["train"], {"eval_first": True, **PROOF["train"]})  # curves start at iteration 0
+# run name -> (start, N, seed): every row once per seed; the continued-training control is N-independent
+PROOF_RUNS = {f"continued_s{seed}" if s == "continued" else f"{s}_n{n}_s{seed}": (s, 0 if s == "continued" else n, seed)
+              for s in PROOF["starts"] for n in sorted(PROOF["train_images"]) for seed in PROOF["seeds"]}
+PROOF_RUN_RE = "|".join(re.escape(r) for r in PROOF_RUNS)
 # the site-A model the adaptations start from: the one the main evaluation scores
 BASE_CKPT = f"{OUT}/train/{EVAL_CKPT}"
 
 
 def proof_model_cfg(wildcards):
     """`model` of a site-B run: the site-A checkpoint in the start's transfer mode, or nothing (from scratch)."""
-    return json.dumps(start_model(config["model"], wildcards.start, BASE_CKPT), sort_keys=True)
+    return json.dumps(start_model(config["model"], PROOF_RUNS[wildcards.run][0], BASE_CKPT), sort_keys=True)
 
 
-def proof_weights(wildcards):
-    return f"{PROOF_OUT}/weights_{'none' if wildcards.start == 'from_scratch' else 'site_a'}.json"
+def proof_train_cfg(wildcards):
+    """proof.train with the run's seed (train.seed + proof seed)."""
+    seed = PROOF_RUNS[wildcards.run][2]
+    return json.dumps({**PROOF_TRAIN, "seed": PROOF_TRAIN["seed"] + seed}, sort_keys=True)
+
+
+def proof_train_inputs(wildcards):
+    """A run's training set (N site-B images, or site A's split for the control and the pool), validation
+    set (site B's), start weights and, for a pooled run, the site-B images mixed in."""
+    start, n, _ = PROOF_RUNS[wildcards.run]
+    site_b_n = f"{SITE_B}/dataset/n{n}.json"
+    out = {"train": f"{OUT}/dataset/train.json" if start in ("continued", "pooled") else site_b_n,
+           "val": f"{SITE_B}/dataset/val.json",
+           "weights": f"{PROOF_OUT}/weights_{'none' if start == 'from_scratch' else 'site_a'}.json"}
+    if start == "pooled":
+        out["mix"] = site_b_n
+    return out
+
+
+def proof_mix_args(wildcards, input):
+    """params value: a pooled run's --mix-* arguments (empty for the others)."""
+    if "mix" not in input.keys():
+        return ""
+    return (f"--mix-json {shlex.quote(input.mix)} --mix-root {shlex.quote(SITE_B)}"
+            f" --mix-fraction {PROOF['pooled_fraction']}")
 
 
 def proof_info():
     info = {"title": f"hangar-synth: site adaptation ({NAME})", "classes": config["classes"], "iterations": PROOF_TRAIN["iterations"],
+            "seeds": PROOF["seeds"], "pooled_fraction": PROOF["pooled_fraction"],
             "batch_size": PROOF_TRAIN["batch_size"], "eval_every": PROOF_TRAIN["eval_every"],
             "test_images": PROOF["test_images"], "val_images": PROOF["val_images"],
             "site_b_render": PROOF["site_b"],

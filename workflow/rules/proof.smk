@@ -1,8 +1,9 @@
 # The site-adaptation experiment (`snakemake proof`): the main model is site A's; site B is the
 # render section with proof.site_b merged over it, rendered with its own seed and split into a
-# pool (nested N-image training sets), validation images and a held-out test set. Each start
-# (the site-A model in feature_extraction / fine_tune mode, or from scratch) trains on each N with
-# the same budget (proof.train over train), and every model is scored on the site-B test set.
+# pool (nested N-image training sets), validation images and a held-out test set. Each row (the
+# continued-training control, the site-A model in feature_extraction / fine_tune mode, pooled with site A,
+# or from scratch) trains on each N and seed with the same budget (proof.train over train), and every
+# model is scored on the site-B test set.
 # (constants and helpers: workflow/rules/common.smk)
 
 rule proof_render:
@@ -122,42 +123,50 @@ rule proof_weights:
 
 
 rule proof_train:
-    """One site-B model: a start and N training images, with the budget of proof.train."""
+    """One model of the experiment, with the budget of proof.train and its seed: a start on N site-B
+    images, the pool of site A and those images, or the continued-training control on site A."""
+    wildcard_constraints:
+        run=PROOF_RUN_RE,
     input:
-        train=f"{SITE_B}/dataset/n{{images}}.json",
-        val=rules.proof_split.output.val,
-        weights=proof_weights,
+        unpack(proof_train_inputs),
     output:
-        final=f"{PROOF_OUT}/runs/{{start}}_n{{images}}/train/model_final.pth",
-        metrics=f"{PROOF_OUT}/runs/{{start}}_n{{images}}/train/metrics.csv",
+        final=f"{PROOF_OUT}/runs/{{run}}/train/model_final.pth",
+        metrics=f"{PROOF_OUT}/runs/{{run}}/train/metrics.csv",
     params:
         py=PY,
         classes=cfg_json("classes"),
         model=proof_model_cfg,
-        train=json.dumps(PROOF_TRAIN, sort_keys=True),
+        train=proof_train_cfg,
+        mix=proof_mix_args,
         out_dir=dir_of("final"),
-        root=root_of("val"),
+        root=root_of("train"),
+        val_root=root_of("val"),
     conda:
         ENV
     log:
-        f"{OUT}/logs/proof/train/{{start}}_n{{images}}.log",
+        f"{OUT}/logs/proof/train/{{run}}.log",
     benchmark:
-        f"{OUT}/benchmarks/proof/train/{{start}}_n{{images}}.tsv"
+        f"{OUT}/benchmarks/proof/train/{{run}}.tsv"
     threads: job_threads("train")
     resources:
         **job_resources("train"),
     shell:
-        TRAIN_SHELL
+        f"{TRAIN_LAUNCH} --train-json {{input.train:q}} --image-root {{params.root:q}} {{params.mix}}"
+        " --val-json {input.val:q} --val-root {params.val_root:q}"
+        " --weights-json {input.weights:q} --classes {params.classes:q} --model-cfg {params.model:q}"
+        " --train-cfg {params.train:q} --out-dir {params.out_dir:q} > {log:q} 2>&1"
 
 
 rule proof_evaluate:
-    """A site-B model (its final weights: nothing is selected) on the site-B test set."""
+    """A model of the experiment (its final weights: nothing is selected) on the site-B test set."""
+    wildcard_constraints:
+        run=PROOF_RUN_RE,
     input:
         checkpoint=rules.proof_train.output.final,
         ann=rules.proof_split.output.test,
     output:
-        metrics=f"{PROOF_OUT}/runs/{{start}}_n{{images}}/eval/metrics.json",
-        predictions=f"{PROOF_OUT}/runs/{{start}}_n{{images}}/eval/predictions.json",
+        metrics=f"{PROOF_OUT}/runs/{{run}}/eval/metrics.json",
+        predictions=f"{PROOF_OUT}/runs/{{run}}/eval/predictions.json",
     params:
         py=PY,
         source=checkpoint_arg,
@@ -168,9 +177,9 @@ rule proof_evaluate:
     conda:
         ENV
     log:
-        f"{OUT}/logs/proof/evaluate/{{start}}_n{{images}}.log",
+        f"{OUT}/logs/proof/evaluate/{{run}}.log",
     benchmark:
-        f"{OUT}/benchmarks/proof/evaluate/{{start}}_n{{images}}.tsv"
+        f"{OUT}/benchmarks/proof/evaluate/{{run}}.tsv"
     threads: job_threads("evaluate")
     resources:
         **job_resources("evaluate"),
@@ -207,11 +216,14 @@ rule proof_no_adaptation:
 
 
 rule proof_report:
-    """The experiment's page: site-B test AP per class against N for each start, AP over iterations, JSON."""
+    """The experiment's page: site-B test AP per row against N (mean over seeds, 95 % bootstrap intervals
+    over test images), differences from the continued-training control, AP over iterations, JSON."""
     input:
-        runs=[f"{PROOF_OUT}/runs/{s}_n{n}/eval/metrics.json" for s, n in PROOF_RUNS],
-        curves=[f"{PROOF_OUT}/runs/{s}_n{n}/train/metrics.csv" for s, n in PROOF_RUNS],
+        runs=[f"{PROOF_OUT}/runs/{r}/eval/{f}" for r in PROOF_RUNS for f in ("metrics.json", "predictions.json")],
+        curves=[f"{PROOF_OUT}/runs/{r}/train/metrics.csv" for r in PROOF_RUNS],
         zero=rules.proof_no_adaptation.output.metrics,
+        zero_predictions=rules.proof_no_adaptation.output.predictions,
+        test=rules.proof_split.output.test,
         site_a=rules.evaluate.output.metrics,
     output:
         html=report(f"{PROOF_OUT}/index.html", category="Proof"),
@@ -220,20 +232,23 @@ rule proof_report:
         ap_vs_it=report(f"{PROOF_OUT}/ap_vs_iterations.png", category="Proof"),
     params:
         py=PY,
-        runs=" ".join(f"--run {s} {n} {PROOF_OUT}/runs/{s}_n{n}/eval/metrics.json {PROOF_OUT}/runs/{s}_n{n}/train"
-                      for s, n in PROOF_RUNS),
+        runs=" ".join(f"--run {s} {n} {seed} {PROOF_OUT}/runs/{r}" for r, (s, n, seed) in PROOF_RUNS.items()),
         info=proof_info(),
+        resamples=PROOF["bootstrap_resamples"],
         out_dir=dir_of("json"),
     conda:
         ENV
     log:
         f"{OUT}/logs/proof/report.log",
+    benchmark:
+        f"{OUT}/benchmarks/proof/report.tsv"
     threads: job_threads("report")
     resources:
         **job_resources("report"),
     shell:
         "{params.py:q} -m pipeline proof-report {params.runs} --zero-shot {input.zero:q} --site-a {input.site_a:q}"
-        " --info {params.info:q} --out-dir {params.out_dir:q} > {log:q} 2>&1"
+        " --test-json {input.test:q} --resamples {params.resamples} --info {params.info:q}"
+        " --out-dir {params.out_dir:q} > {log:q} 2>&1"
 
 
 rule proof:
