@@ -81,7 +81,7 @@ def main(argv: list[str] | None = None) -> int:
         merged.setdefault(key, {})
     merged["frames"][args.label] = args.frames
     merged["by_frame"][args.label] = result["by_frame"]
-    for key in ("by_rig", "by_camera_processing"):
+    for key in ("by_rig", "by_camera_processing", "by_company"):
         merged.setdefault(key, {})[args.label] = result[key]
     merged["recognised"][args.label] = result["recognised"]
     merged["n"][args.label] = result["n"]

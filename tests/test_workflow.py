@@ -307,11 +307,12 @@ def test_proof_experiment_dag_and_a_tiny_run(tmp_path):
     assert sorted(prov) == sorted(f"{s}_s{k}" for s in ("continued", "feature_extraction_n2", "fine_tune_n2",
                                                         "pooled_n2", "from_scratch_n2") for k in (0, 1))
     for name, p in prov.items():  # the data and start of each row; the seed is train.seed + proof seed
-        data, cfg = p["data"], p["config"]
+        cfg = p["config"]
+        data = cfg["data"]
         assert cfg["train"]["seed"] == int(name[-1]) and cfg["train"]["eval_first"] and cfg["train"]["iterations"] == 2
         assert cfg["weights"]["kind"] == ("none" if name.startswith("from_scratch") else "path")
         on_a = name.startswith(("continued", "pooled"))
-        assert data["train"].endswith("dataset/train.json") and ("site_b" in data["train"]) != on_a
+        assert data["train"].endswith("/smoke/dataset/train.json" if on_a else "site_b/dataset/n2.json")
         assert data["val"].endswith("site_b/dataset/val.json")
         assert (data["mix"] or {}).get("fraction") == (0.5 if name.startswith("pooled") else None)
         if name.startswith("pooled"):
