@@ -139,7 +139,9 @@ def run(data: Path, out: Path, args: argparse.Namespace) -> None:
         weights = out / ("weights_none.json" if start == "from_scratch" else "weights_site_a.json")
         run_dir = out / "runs" / name
         cfg = {**site_train, "seed": site_train["seed"] + seed}
-        if start == "continued":  # the control: more site-A data, the same budget
+        if start == "from_scratch" and (args.scratch_lr or proof.get("scratch_lr")):
+            cfg["lr"] = args.scratch_lr or proof["scratch_lr"]
+        if start == "continued":  # the control: the same budget again on site A's training images
             s = train(data, "site_a", "train.json", weights, model, cfg, classes, run_dir / "train",
                       out / "logs" / f"{name}_train.log", val_site="site_b")
         elif start == "pooled":
@@ -191,6 +193,7 @@ def main() -> None:
     ap.add_argument("--iterations", type=int, default=300)
     ap.add_argument("--batch", type=int, default=8)
     ap.add_argument("--lr", type=float, default=0.01)
+    ap.add_argument("--scratch-lr", type=float, help="lr of the from-scratch runs (default: proof.scratch_lr, else --lr)")
     ap.add_argument("--eval-every", type=int, default=50)
     ap.add_argument("--workers", type=int, default=4)
     ap.add_argument("--device", default="cuda", help="cpu: a tiny rehearsal of the run here")

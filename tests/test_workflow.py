@@ -269,7 +269,7 @@ def test_comparisons_zero_shot_data_efficiency_and_a_real_set_in_one_report(tmp_
 
 PROOF_TINY = {"seed": 3, "shards": 1, "train_images": [2], "val_images": 1, "test_images": 1,
               "starts": ["continued", "feature_extraction", "fine_tune", "pooled", "from_scratch"], "seeds": [0, 1],
-              "train": {"iterations": 2, "eval_every": 1}, "bootstrap_resamples": 20,
+              "train": {"iterations": 2, "eval_every": 1}, "bootstrap_resamples": 20, "scratch_lr": 0.02,
               # smoke's rigs: site B's cameras higher, the eye-level rig weighed 0 (a merge cannot remove it)
               "site_b": {"floor_kinds": ["asphalt"], "jack_paints": ["green"],
                          "camera_rigs": {"ceiling_cctv": {"height_m": [3.5, 5.0]}, "eye_level": {"weight": 0}}}}
@@ -309,8 +309,9 @@ def test_proof_experiment_dag_and_a_tiny_run(tmp_path):
     for name, p in prov.items():  # the data and start of each row; the seed is train.seed + proof seed
         cfg = p["config"]
         data = cfg["data"]
-        assert cfg["train"]["seed"] == int(name[-1]) and cfg["train"]["eval_first"] and cfg["train"]["iterations"] == 2
+        assert cfg["train"]["seed"] == int(name.rsplit("_s", 1)[1]) and cfg["train"]["eval_first"] and cfg["train"]["iterations"] == 2
         assert cfg["weights"]["kind"] == ("none" if name.startswith("from_scratch") else "path")
+        assert (cfg["train"]["lr"] == 0.02) == name.startswith("from_scratch")  # proof.scratch_lr
         on_a = name.startswith(("continued", "pooled"))
         assert data["train"].endswith("/smoke/dataset/train.json" if on_a else "site_b/dataset/n2.json")
         assert data["val"].endswith("site_b/dataset/val.json")

@@ -193,9 +193,10 @@ def proof_model_cfg(wildcards):
 
 
 def proof_train_cfg(wildcards):
-    """proof.train with the run's seed (train.seed + proof seed)."""
-    seed = PROOF_RUNS[wildcards.run][2]
-    return json.dumps({**PROOF_TRAIN, "seed": PROOF_TRAIN["seed"] + seed}, sort_keys=True)
+    """proof.train with the run's seed (train.seed + proof seed) and, from scratch, proof.scratch_lr if set."""
+    start, _, seed = PROOF_RUNS[wildcards.run]
+    lr = PROOF["scratch_lr"] if start == "from_scratch" and PROOF["scratch_lr"] else PROOF_TRAIN["lr"]
+    return json.dumps({**PROOF_TRAIN, "seed": PROOF_TRAIN["seed"] + seed, "lr": lr}, sort_keys=True)
 
 
 def proof_train_inputs(wildcards):
