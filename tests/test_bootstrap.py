@@ -26,9 +26,14 @@ def site_gt() -> dict:
     """examples/site in our categories, masks as RLE with the box they span."""
     from pipeline.datasets import normalize
 
-    logging.getLogger("pipeline.datasets").setLevel(logging.ERROR)
-    gt, _ = normalize(json.loads((SITE / "instances_default.json").read_text()), CLASSES,
-                      {"person": "pedestrian", "pallet truck": "pallet_jack"}, SITE)
+    logger = logging.getLogger("pipeline.datasets")
+    level = logger.level
+    logger.setLevel(logging.ERROR)  # quiet here only: later tests read this logger's records (caplog)
+    try:
+        gt, _ = normalize(json.loads((SITE / "instances_default.json").read_text()), CLASSES,
+                          {"person": "pedestrian", "pallet truck": "pallet_jack"}, SITE)
+    finally:
+        logger.setLevel(level)
     size = {im["id"]: (im["height"], im["width"]) for im in gt["images"]}
     for a in gt["annotations"]:
         rle = segmentation_rle(a["segmentation"], *size[a["image_id"]])
