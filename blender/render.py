@@ -165,19 +165,29 @@ def camera_matrices(cam, width: int, height: int) -> dict[str, Any]:
             "lens": json.loads(cam.get("lens_model", '{"model": "pinhole"}'))}
 
 
-def amodal_box(bpy, obj, cam_mats: dict[str, Any], width: int, height: int) -> list[float] | None:
-    """[x0, y0, x1, y1] in pixels of the object's whole projected mesh, occluded parts included, clipped to
-    the image (None when nothing of it is in front of the camera): a crowd region's extent."""
+def _projected_mesh(bpy, obj, cam_mats: dict[str, Any]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(uv (V, 2) pixels, in_front (V,), triangles (T, 3)) of `obj`'s evaluated mesh through the frame's camera."""
     depsgraph = bpy.context.evaluated_depsgraph_get()
     eval_obj = obj.evaluated_get(depsgraph)
     mesh = eval_obj.to_mesh()
     try:
-        verts = np.empty(3 * len(mesh.vertices), np.float32)
-        mesh.vertices.foreach_get("co", verts)
+        mesh.calc_loop_triangles()
+        verts = np.empty(3 * len(mesh.vertices), np.float32)  # foreach_get: a Python loop over 14k body
+        mesh.vertices.foreach_get("co", verts)                # vertices took most of amodal_pixels
+        verts = verts.reshape(-1, 3).astype(float)
+        tris = np.empty(3 * len(mesh.loop_triangles), np.int32)
+        mesh.loop_triangles.foreach_get("vertices", tris)
+        tris = tris.reshape(-1, 3).astype(int)
     finally:
         eval_obj.to_mesh_clear()
-    world = np.array(obj.matrix_world)
-    uv, in_front = project((world @ np.c_[verts.reshape(-1, 3).astype(float), np.ones(len(verts) // 3)].T)[:3].T, cam_mats)
+    uv, in_front = project((np.array(obj.matrix_world) @ np.c_[verts, np.ones(len(verts))].T)[:3].T, cam_mats)
+    return uv, in_front, tris  # pixel (x, y) spans [x, x + 1)
+
+
+def amodal_box(bpy, obj, cam_mats: dict[str, Any], width: int, height: int) -> list[float] | None:
+    """[x0, y0, x1, y1] in pixels of the object's whole projected mesh, occluded parts included, clipped to
+    the image (None when nothing of it is in front of the camera): a crowd region's extent."""
+    uv, in_front, _ = _projected_mesh(bpy, obj, cam_mats)
     if not in_front.any():
         return None
     lo = np.clip(uv[in_front].min(axis=0), 0, (width, height))
@@ -197,23 +207,9 @@ def amodal_pixels(bpy, obj, cam_mats: dict[str, Any], width: int, height: int, s
     """
     import cv2
 
-    depsgraph = bpy.context.evaluated_depsgraph_get()
-    eval_obj = obj.evaluated_get(depsgraph)
-    mesh = eval_obj.to_mesh()
-    try:
-        mesh.calc_loop_triangles()
-        world = np.array(obj.matrix_world)
-        verts = np.empty(3 * len(mesh.vertices), np.float32)  # foreach_get: a Python loop over 14k body
-        mesh.vertices.foreach_get("co", verts)                # vertices took most of this function
-        verts = verts.reshape(-1, 3).astype(float)
-        tris = np.empty(3 * len(mesh.loop_triangles), np.int32)
-        mesh.loop_triangles.foreach_get("vertices", tris)
-        tris = tris.reshape(-1, 3).astype(int)
-    finally:
-        eval_obj.to_mesh_clear()
+    uv, in_front, tris = _projected_mesh(bpy, obj, cam_mats)
     if len(tris) == 0:
         return 0, 0
-    uv, in_front = project((world @ np.c_[verts, np.ones(len(verts))].T)[:3].T, cam_mats)  # pixel (x, y) spans [x, x + 1)
     tris = tris[in_front[tris].all(axis=1)]
     if len(tris) == 0:
         return 0, 0

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import base64
 import json
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -87,7 +88,8 @@ class Scorer:
         pick = self.seed_rng.integers(0, n_seeds, size=(len(self.weights), n_seeds))  # this row's seed draws
         for iou in bootstrap.IOU_TYPES:
             tables = [bootstrap.tables(self.gt, p, iou, self.coco) for p in predictions]
-            with np.errstate(all="ignore"), _quiet_nanmean():
+            with warnings.catch_warnings():  # a class no drawn seed's resample holds is NaN, without the warning
+                warnings.simplefilter("ignore", RuntimeWarning)
                 point = np.nanmean([t.scores(self.identity) for t in tables], axis=0)
                 per_seed = np.stack([np.stack([t.scores(w) for w in self.weights]) for t in tables])  # [S, R, m, c]
                 res = np.nanmean(per_seed[pick, np.arange(len(self.weights))[:, None]], axis=1)
@@ -97,20 +99,6 @@ class Scorer:
     def block(self, point: np.ndarray, res: np.ndarray) -> dict[str, Any]:
         return {m: {name: bootstrap._interval(point[i, j], res[:, i, j], self.level) for j, name in enumerate(self.names)}
                 for i, m in enumerate(bootstrap.METRICS)}
-
-
-class _quiet_nanmean:
-    """nanmean of all-NaN slices (a class no seed's resample holds) is NaN, without the warning."""
-
-    def __enter__(self):
-        import warnings
-
-        self._w = warnings.catch_warnings()
-        self._w.__enter__()
-        warnings.simplefilter("ignore", RuntimeWarning)
-
-    def __exit__(self, *exc):
-        self._w.__exit__(*exc)
 
 
 def collect(runs: list[tuple[str, int, int, Path]], zero_shot: Path, site_a: Path | None, test_json: Path,
