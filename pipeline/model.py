@@ -1,6 +1,7 @@
 """Mask R-CNN with 3-class heads on top of (optionally) COCO-pretrained weights."""
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -12,13 +13,14 @@ from torchvision.models.detection.faster_rcnn import FastRCNNPredictor
 from torchvision.models.detection.mask_rcnn import MaskRCNNPredictor
 from torchvision.ops import FrozenBatchNorm2d
 
+log = logging.getLogger(__name__)
 TRANSFER_MODES = ("feature_extraction", "fine_tune", "full")
 
 
 def build_model(num_classes: int, weights_info: dict[str, Any], trainable_backbone_layers: int = 3,
                 min_size: int = 800, max_size: int = 1333, load_weights: bool = True,
                 transfer: str = "fine_tune", replace_heads: bool = True,
-                classes: list[str] | None = None) -> MaskRCNN:
+                classes: list[str] | None = None, recipe: dict[str, Any] | None = None) -> MaskRCNN:
     """Mask R-CNN ResNet50-FPN: load COCO (or given) weights, then swap box/mask predictors.
 
     Built the way torchvision builds it: with pretrained weights FrozenBatchNorm and
@@ -32,6 +34,8 @@ def build_model(num_classes: int, weights_info: dict[str, Any], trainable_backbo
     91-class COCO heads: the general model, evaluated zero-shot.
     Weights may also be a checkpoint of this pipeline (e.g. another site's model_final.pth):
     when its class list equals `classes`, its trained heads are kept; otherwise new heads.
+    `recipe`: the model section's anchor_sizes, anchor_aspect_ratios and mask_roi_size (see `apply_recipe`);
+    it is applied before any weights load, so a checkpoint trained with it loads strictly.
     """
     arch = weights_info.get("arch", "maskrcnn_resnet50_fpn")
     pretrained = weights_info["kind"] in ("coco", "path")
@@ -55,6 +59,7 @@ def build_model(num_classes: int, weights_info: dict[str, Any], trainable_backbo
         norm = FrozenBatchNorm2d if pretrained else torch.nn.BatchNorm2d
         backbone = _resnet_fpn_extractor(resnet50(weights=None, norm_layer=norm), trainable_backbone_layers)
         model = MaskRCNN(backbone, num_classes=91, min_size=min_size, max_size=max_size)
+    rpn_reset = apply_recipe(model, **recipe_of(recipe or {}))
     base_classes = None
     if pretrained and load_weights:
         path = Path(weights_info["path"])
@@ -66,7 +71,7 @@ def build_model(num_classes: int, weights_info: dict[str, Any], trainable_backbo
             if base_classes is not None:
                 set_heads(model, len(base_classes) + 1)
         try:
-            model.load_state_dict(state)
+            load_state(model, state, rpn_reset)
         except RuntimeError as exc:
             kind = "hangar-synth checkpoint" if base_classes is not None else "COCO state dict"
             raise ValueError(f"{path}: not a {arch} {kind} ({str(exc).splitlines()[0]})") from None
@@ -81,6 +86,69 @@ def build_model(num_classes: int, weights_info: dict[str, Any], trainable_backbo
             p.requires_grad_(name.startswith("roi_heads."))
     freeze_batchnorm(model)
     return model
+
+
+RECIPE_KEYS = ("anchor_sizes", "anchor_aspect_ratios", "mask_roi_size")
+RPN_PREDICTOR = ("rpn.head.cls_logits.weight", "rpn.head.cls_logits.bias",
+                 "rpn.head.bbox_pred.weight", "rpn.head.bbox_pred.bias")
+
+
+def recipe_of(model_cfg: dict[str, Any]) -> dict[str, Any]:
+    """The recipe keys of a model config section (absent in older checkpoints: torchvision's defaults)."""
+    return {k: model_cfg.get(k) for k in RECIPE_KEYS}
+
+
+def apply_recipe(model: MaskRCNN, anchor_sizes: list[float] | None = None,
+                 anchor_aspect_ratios: list[float] | None = None, mask_roi_size: int | None = None) -> bool:
+    """Configure torchvision's own Mask R-CNN parts for small objects, the architecture unchanged:
+
+    - `anchor_sizes`: one anchor size (px, on the resized input) per FPN level P2-P6 (torchvision: 32-512);
+    - `anchor_aspect_ratios`: height/width ratios at every level (torchvision: 0.5, 1, 2). With another
+      number of ratios the RPN head's two 1x1 predictors get that many outputs per location and start
+      from torchvision's init (normal std 0.01, bias 0); the RPN's 3x3 conv keeps its weights;
+    - `mask_roi_size`: the mask branch's RoIAlign output (torchvision: 14, so 28x28 masks). The mask head
+      is fully convolutional: 28 gives 56x56 masks with the same weights.
+    Returns whether the RPN predictors were replaced (their pretrained weights then no longer fit)."""
+    from torchvision.models.detection.anchor_utils import AnchorGenerator
+    from torchvision.ops import MultiScaleRoIAlign
+
+    reset = False
+    if anchor_sizes is not None or anchor_aspect_ratios is not None:
+        sizes = tuple((float(s),) for s in (anchor_sizes or (32, 64, 128, 256, 512)))
+        ratios = tuple(float(r) for r in (anchor_aspect_ratios or (0.5, 1.0, 2.0)))
+        if len(sizes) != 5:
+            raise ValueError(f"model.anchor_sizes: one size per FPN level P2-P6 (5), got {len(sizes)}")
+        model.rpn.anchor_generator = AnchorGenerator(sizes, (ratios,) * len(sizes))
+        head = model.rpn.head
+        if head.cls_logits.out_channels != len(ratios):
+            channels = head.cls_logits.in_channels
+            head.cls_logits = torch.nn.Conv2d(channels, len(ratios), 1)
+            head.bbox_pred = torch.nn.Conv2d(channels, 4 * len(ratios), 1)
+            for layer in (head.cls_logits, head.bbox_pred):
+                torch.nn.init.normal_(layer.weight, std=0.01)
+                torch.nn.init.constant_(layer.bias, 0)
+            reset = True
+    if mask_roi_size is not None and mask_roi_size != model.roi_heads.mask_roi_pool.output_size[0]:
+        model.roi_heads.mask_roi_pool = MultiScaleRoIAlign(["0", "1", "2", "3"], int(mask_roi_size), 2)
+    return reset
+
+
+def load_state(model: MaskRCNN, state: dict[str, Any], rpn_reset: bool = False) -> None:
+    """load_state_dict, strict except for the RPN predictors when `apply_recipe` replaced them and the state's
+    are of the other shape (COCO's 3 anchors per location): those keep their fresh init."""
+    if rpn_reset:
+        own = model.state_dict()
+        skipped = [k for k in RPN_PREDICTOR if k in state and state[k].shape != own[k].shape]
+        if skipped:
+            theirs = state[RPN_PREDICTOR[0]].shape[0] if RPN_PREDICTOR[0] in state else None
+            state = {k: v for k, v in state.items() if k not in skipped}
+            missing, unexpected = model.load_state_dict(state, strict=False)
+            if set(missing) != set(skipped) or unexpected:
+                raise RuntimeError(f"missing keys {missing}, unexpected keys {unexpected}")
+            log.info("RPN predictors start from torchvision's init: %d anchors per location (the weights have %d)",
+                     own[RPN_PREDICTOR[0]].shape[0], theirs)
+            return
+    model.load_state_dict(state)
 
 
 def set_heads(model: MaskRCNN, num_classes: int) -> None:
@@ -131,7 +199,8 @@ def model_from_checkpoint(ckpt: dict[str, Any], size_px: tuple[int, int] | None 
     cfg = json.loads(ckpt["config"])["model"]
     min_size, max_size = size_px or (cfg["min_size_px"], cfg["max_size_px"])
     model = build_model(len(ckpt["classes"]) + 1, json.loads(ckpt["weights"]), cfg["trainable_backbone_layers"],
-                        min_size, max_size, load_weights=False, transfer=cfg.get("transfer", "fine_tune"))
+                        min_size, max_size, load_weights=False, transfer=cfg.get("transfer", "fine_tune"),
+                        recipe=cfg)
     model.load_state_dict(ckpt["model"])
     return model
 

@@ -169,7 +169,7 @@ def train(cfg: dict[str, Any], classes: list[str], model_cfg: dict[str, Any], we
     groups = aspect_groups(dataset.images, factor) if factor >= 0 else None
     model = build_model(len(classes) + 1, weights_info, model_cfg["trainable_backbone_layers"],
                         model_cfg["min_size_px"], model_cfg["max_size_px"],
-                        transfer=model_cfg.get("transfer", "fine_tune"), classes=classes).to(device)
+                        transfer=model_cfg.get("transfer", "fine_tune"), classes=classes, recipe=model_cfg).to(device)
     log.info("%s, transfer=%s: %d trainable parameters", model_cfg["arch"], model_cfg.get("transfer", "fine_tune"),
              count_trainable(model))
     if scale is not None:
@@ -203,6 +203,7 @@ def train(cfg: dict[str, Any], classes: list[str], model_cfg: dict[str, Any], we
     # bf16 has fp32's exponent range: gradients do not underflow, so no loss scaling.
     scaler = torch.amp.GradScaler("cuda", enabled=use_amp and amp_dtype == torch.float16)
     ema = weight_ema(model, cfg.get("ema_decay", 0.0))
+    loss_weights = cfg.get("loss_weights") or {}  # torchvision's loss terms, each 1 unless set; logged unweighted
     scored = ema.module if ema is not None else model  # what validation scores and best/final hold
     out_dir.mkdir(parents=True, exist_ok=True)
     if dist.main:
@@ -272,7 +273,7 @@ def train(cfg: dict[str, Any], classes: list[str], model_cfg: dict[str, Any], we
         targets = [{k: (v.to(device) if torch.is_tensor(v) else v) for k, v in t.items()} for t in targets]
         with torch.autocast(device.type, dtype=amp_dtype, enabled=use_amp):
             losses = net(images, targets)
-            loss = sum(losses.values())
+            loss = sum(loss_weights.get(k, 1.0) * v for k, v in losses.items())
         # Mean over processes, so every process sees the same numbers and stops together on NaN.
         logged = distributed.mean(torch.stack([loss.detach(), *[v.detach() for v in losses.values()]]).float(), dist)
         logged = dict(zip(["loss", *losses], logged.tolist()))
