@@ -6,10 +6,16 @@ visibility, with the class's AP for visible and occluded instances apart.
 
 Predictions come from a predictions.json (binary masks: no probabilities) or from running a checkpoint,
 which keeps each mask's probabilities at full image resolution (torchvision pastes them before any cut).
+Two controls take detection out: `--oracle-boxes` runs the checkpoint's mask branch on the ground-truth
+boxes (the mask head alone), `--ideal M` needs no model and gives the ceiling of an M x M mask head (the
+ground truth through torchvision's own target projection and paste).
 
     python -m pipeline mask-diagnosis --gt test.json --pred predictions.json --out jack_masks.json
     python -m pipeline mask-diagnosis --gt test.json --checkpoint model_final.pth --image-root data \
         --out jack_masks.json
+    python -m pipeline mask-diagnosis --gt test.json --checkpoint model_final.pth --image-root data \
+        --oracle-boxes --out jack_masks_oracle.json
+    python -m pipeline mask-diagnosis --gt test.json --ideal 28 --out jack_masks_ideal28.json
 """
 from __future__ import annotations
 
@@ -136,9 +142,10 @@ def _ignoring(cat_id: int, ignore: set[int]):
     return Ignoring
 
 
-def visibility_ap(gt: dict[str, Any], preds: list[dict[str, Any]], cat_id: int) -> dict[str, Any]:
-    """AP and AP50 (segm, bbox) of one class over its visible and its occluded instances apart, the other
-    bucket's ground truth ignored."""
+def visibility_ap(gt: dict[str, Any], preds: list[dict[str, Any]], cat_id: int,
+                  groups: tuple[str, ...] = ("all", "visible", "occluded")) -> dict[str, Any]:
+    """AP and AP50 (segm, bbox) of one class over all its instances, then its visible and its occluded
+    instances apart, the other bucket's ground truth ignored."""
     from pipeline.bootstrap import Tables, coco_gt, evaluated
 
     # crowd regions (a seated driver, say) stay crowd in both: COCOeval already ignores them
@@ -149,9 +156,9 @@ def visibility_ap(gt: dict[str, Any], preds: list[dict[str, Any]], cat_id: int) 
     index = {i: k for k, i in enumerate(img_ids)}
     preds = [p for p in preds if p["category_id"] == cat_id]
     out: dict[str, Any] = {}
-    for bucket in ("visible", "occluded"):
-        ignore = {i for i, b in buckets.items() if b != bucket}
-        n = sum(b == bucket for b in buckets.values())
+    for bucket in groups:
+        ignore = {i for i, b in buckets.items() if b != bucket and bucket != "all"}
+        n = sum(b == bucket or bucket == "all" for b in buckets.values())
         counts = {cat_id: np.zeros(len(img_ids))}  # only read when no detection of the class exists
         for a in gt["annotations"]:
             if a["category_id"] == cat_id and a["id"] not in ignore and not a.get("iscrowd", 0):
@@ -213,9 +220,83 @@ def from_checkpoint(checkpoint: Path, gt_path: Path, image_root: Path, category:
             yield meta["image_id"], dets
 
 
+def _gt_boxes(anns: list[dict[str, Any]]):
+    import torch
+
+    return torch.tensor([[x, y, x + w, y + h] for x, y, w, h in (a["bbox"] for a in anns)], dtype=torch.float32)
+
+
+def ideal_detections(gt: dict[str, Any], category: str, resolution: int
+                     ) -> Iterator[tuple[int, list[dict[str, Any]]]]:
+    """The best a mask head of `resolution` x `resolution` outputs can do: for every ground-truth instance of
+    the class, its own box, and as its mask the ground truth projected onto the box's grid the way
+    torchvision builds its training targets (`project_masks_on_boxes`: roi_align of the mask over the box),
+    pasted back with `paste_masks_in_image` and cut at 0.5, as a prediction would be. At the frames' own
+    resolution (the model's input scale where min_size_px is the frame height, as in the configs here)."""
+    import torch
+    from torchvision.models.detection.roi_heads import paste_masks_in_image
+    from torchvision.ops import roi_align
+
+    from pipeline.coco import encode_mask, segmentation_rle
+
+    cat_id = {c["name"]: c["id"] for c in gt["categories"]}[category]
+    images = {im["id"]: im for im in gt["images"]}
+    for i, anns in _by_image(gt, cat_id).items():
+        if not anns:
+            continue
+        h, w = images[i]["height"], images[i]["width"]
+        masks = torch.from_numpy(np.stack([mask_utils.decode(segmentation_rle(a["segmentation"], h, w))
+                                           for a in anns])).float()
+        boxes = _gt_boxes(anns)
+        rois = torch.cat([torch.arange(len(anns), dtype=torch.float32)[:, None], boxes], dim=1)
+        targets = roi_align(masks[:, None], rois, (resolution, resolution), 1.0)[:, 0]
+        probs = paste_masks_in_image(targets[:, None], boxes, (h, w), padding=1)[:, 0].numpy()
+        yield i, [{"image_id": i, "category_id": cat_id, "score": 1.0, "bbox": a["bbox"],
+                   "segmentation": encode_mask(p >= 0.5), "prob": p} for a, p in zip(anns, probs)]
+
+
+def oracle_detections(checkpoint: Path, gt_path: Path, image_root: Path, category: str,
+                      mask_threshold: float = 0.5) -> Iterator[tuple[int, list[dict[str, Any]]]]:
+    """The checkpoint's mask branch on the ground-truth boxes: its own transform, backbone, mask RoIAlign,
+    mask head and predictor (the class's channel), pasted as its postprocess pastes. Detection is taken
+    out of the question: every instance has its right box, so what is left is the mask head alone."""
+    import torch
+    from torchvision.models.detection.roi_heads import paste_masks_in_image
+
+    from pipeline.coco import category_labels, encode_mask
+    from pipeline.data import CocoInstances, eval_transforms
+    from pipeline.export import load_model
+
+    model = load_model(checkpoint)
+    dataset = CocoInstances(gt_path, image_root, eval_transforms(), targets=False)
+    labels = category_labels(dataset.coco["categories"], model.categories[1:], gt_path)
+    cat_id = next(c["id"] for c in dataset.coco["categories"] if c["name"] == category)
+    gts = _by_image(dataset.coco, cat_id)
+    heads = model.roi_heads
+    with torch.inference_mode():
+        for k in range(len(dataset)):
+            image, meta = dataset[k]
+            anns = gts.get(meta["image_id"], [])
+            if not anns:
+                continue
+            h, w = image.shape[-2:]
+            images, _ = model.transform([image])
+            (rh, rw), = images.image_sizes
+            boxes = _gt_boxes(anns)
+            scaled = boxes * torch.tensor([rw / w, rh / h, rw / w, rh / h])
+            features = model.backbone(images.tensors)
+            x = heads.mask_head(heads.mask_roi_pool(features, [scaled], images.image_sizes))
+            probs = heads.mask_predictor(x)[:, labels[cat_id]].sigmoid()
+            probs = paste_masks_in_image(probs[:, None], boxes, (h, w), padding=1)[:, 0].numpy()
+            yield meta["image_id"], [{"image_id": meta["image_id"], "category_id": cat_id, "score": 1.0,
+                                      "bbox": a["bbox"], "segmentation": encode_mask(p >= mask_threshold),
+                                      "prob": p} for a, p in zip(anns, probs)]
+
+
 def diagnose(gt: dict[str, Any], category: str, detections: Iterable[tuple[int, list[dict[str, Any]]]],
              box_iou_min: float = 0.5) -> dict[str, Any]:
-    """Per-instance rows, the summary table and, where visibility is known, AP by visibility."""
+    """Per-instance rows, the summary table and the class's AP: of all its instances and, where visibility
+    is known, of the visible and the occluded ones apart."""
     cats = {c["name"]: c["id"] for c in gt["categories"]}
     if category not in cats:
         raise ValueError(f"--category {category!r} is not a category of the ground truth ({sorted(cats)})")
@@ -237,8 +318,7 @@ def diagnose(gt: dict[str, Any], category: str, detections: Iterable[tuple[int, 
            "probabilities": any(r["max_prob"] is not None for r in rows),
            "visibility": "known" if known else "no visibility or attributes.occluded in the ground truth: "
                                                "split by size only"}
-    if known:
-        out["ap_by_visibility"] = visibility_ap(gt, results, cat_id)
+    out["ap_by_visibility"] = visibility_ap(gt, results, cat_id, ("all", "visible", "occluded") if known else ("all",))
     return out
 
 
@@ -266,6 +346,11 @@ def main(argv: list[str] | None = None) -> int:
     src = ap.add_mutually_exclusive_group(required=True)
     src.add_argument("--pred", type=Path, help="predictions.json of `evaluate` (binary masks)")
     src.add_argument("--checkpoint", type=Path, help="model checkpoint: run it and keep mask probabilities")
+    src.add_argument("--ideal", type=int, metavar="M",
+                     help="no model: the ground truth through an M x M mask target and back (28: torchvision's "
+                          "default mask head, 56: model.mask_roi_size 28), the ceiling of a perfect mask head")
+    ap.add_argument("--oracle-boxes", action="store_true",
+                    help="with --checkpoint: run its mask branch on the ground-truth boxes (the mask head alone)")
     ap.add_argument("--image-root", type=Path, help="images of --gt (with --checkpoint)")
     ap.add_argument("--category", default="pallet_jack", help="class to diagnose (default pallet_jack)")
     ap.add_argument("--score-threshold", type=float, default=0.05, help="detections kept from this score (0.05)")
@@ -275,16 +360,26 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     if args.checkpoint and not args.image_root:
         ap.error("--checkpoint needs --image-root")
+    if args.oracle_boxes and not args.checkpoint:
+        ap.error("--oracle-boxes needs --checkpoint")
     gt = read_json(args.gt)
     cats = {c["name"]: c["id"] for c in gt.get("categories", [])}
     if args.category not in cats:
         ap.error(f"{args.gt}: no category {args.category!r} (it has {sorted(cats)})")
     if args.pred:
         dets = from_predictions(read_json(args.pred), cats[args.category], args.score_threshold)
+        source = str(args.pred)
+    elif args.ideal:
+        dets = ideal_detections(gt, args.category, args.ideal)
+        source = f"ideal: ground truth through {args.ideal}x{args.ideal} mask targets on its own boxes"
+    elif args.oracle_boxes:
+        dets = oracle_detections(args.checkpoint, args.gt, args.image_root, args.category)
+        source = f"{args.checkpoint}: mask branch on the ground-truth boxes"
     else:
         dets = from_checkpoint(args.checkpoint, args.gt, args.image_root, args.category, args.score_threshold)
+        source = str(args.checkpoint)
     result = diagnose(gt, args.category, dets, args.box_iou)
-    result.update(gt=str(args.gt), source=str(args.pred or args.checkpoint), provenance=provenance())
+    result.update(gt=str(args.gt), source=source, provenance=provenance())
     write_json(args.out, result)
     print(table(result), file=sys.stdout)
     return 0

@@ -94,7 +94,8 @@ def test_ap_by_visibility_ignores_the_other_bucket():
     for a in gt["annotations"]:
         del a["visibility"]
     r = diagnose(gt, "pallet_jack", from_predictions(exact(gt), JACK, 0.05))
-    assert "ap_by_visibility" not in r and "split by size only" in r["visibility"]
+    assert list(r["ap_by_visibility"]) == ["all"] and "split by size only" in r["visibility"]
+    assert r["ap_by_visibility"]["all"]["segm"] == {"AP": 1.0, "AP50": 1.0}
 
 
 @pytest.mark.slow  # runs Mask R-CNN on 3 frames: ~7 s on one core
@@ -122,3 +123,72 @@ def test_checkpoint_path_keeps_probabilities(tmp_path, capsys):
     assert "pallet_jack: instances whose best box" in capsys.readouterr().out
     with pytest.raises(SystemExit):  # a checkpoint needs its images
         pipeline_main(["mask-diagnosis", "--gt", str(tmp_path / "gt.json"), "--checkpoint", "x.pth", "--out", "y"])
+
+
+def test_ideal_targets_are_torchvisions_own_projection_and_paste():
+    """`--ideal M`: each instance on its own box, its mask the ground truth through torchvision's own
+    `project_masks_on_boxes` (the training target of an M x M head) and `paste_masks_in_image`, recomputed
+    here straight from torchvision; boxes are exact, so box AP is 1; the M changes the masks."""
+    from torchvision.models.detection.roi_heads import paste_masks_in_image, project_masks_on_boxes
+
+    from pipeline.coco import segmentation_rle
+    from pipeline.mask_diagnosis import ideal_detections
+
+    gt = site_gt()
+    images = {im["id"]: im for im in gt["images"]}
+    by_m = {}
+    for m in (14, 28, 56):
+        r = diagnose(gt, "pallet_jack", ideal_detections(gt, "pallet_jack", m))
+        assert r["ap_by_visibility"]["all"]["bbox"] == {"AP": 1.0, "AP50": 1.0}
+        for row in r["instances"]:
+            a = next(a for a in gt["annotations"] if a["id"] == row["ann_id"])
+            im = images[a["image_id"]]
+            g = torch.from_numpy(mask_utils.decode(segmentation_rle(a["segmentation"], im["height"], im["width"])))
+            x, y, w, h = a["bbox"]
+            box = torch.tensor([[x, y, x + w, y + h]], dtype=torch.float32)
+            target = project_masks_on_boxes(g[None], box, torch.zeros(1, dtype=torch.int64), m)
+            pasted = paste_masks_in_image(target[:, None], box, g.shape, padding=1)[0, 0] >= 0.5
+            iou = float((pasted & (g > 0)).sum() / (pasted | (g > 0)).sum())
+            assert row["box_iou"] == 1.0 and row["mask_iou"] == pytest.approx(iou, abs=1e-4)
+        by_m[m] = [row["mask_iou"] for row in r["instances"]]
+    assert by_m[14] != by_m[56]
+
+
+@pytest.mark.slow  # Mask R-CNN's backbone on 3 frames
+def test_oracle_boxes_run_the_mask_branch_on_the_ground_truth_boxes(tmp_path):
+    """`--oracle-boxes`: the checkpoint's mask branch (here a 56x56 one, model.mask_roi_size 28) on each
+    ground-truth box. A mask predictor that says "jack" everywhere fills each box: the pasted mask
+    holds the whole ground truth, so IoU = gt_fill / pred_fill exactly; one that says "no" everywhere
+    gives empty masks (IoU 0). Wrongly scaled boxes (the model runs at 64x48, the frames are 160x120)
+    would break the first."""
+    from pipeline.model import build_model
+
+    gt = site_gt()
+    keep = sorted({a["image_id"] for a in gt["annotations"] if a["category_id"] == JACK})[:3]
+    gt["images"] = [im for im in gt["images"] if im["id"] in keep]
+    gt["annotations"] = [a for a in gt["annotations"] if a["image_id"] in keep]
+    (tmp_path / "gt.json").write_text(json.dumps(gt))
+    model_cfg = {"min_size_px": 48, "max_size_px": 64, "trainable_backbone_layers": 3, "transfer": "full",
+                 "mask_roi_size": 28}
+    torch.manual_seed(0)
+    model = build_model(3, {"kind": "none"}, 3, 48, 64, transfer="full", recipe=model_cfg)
+    rows = {}
+    for name, bias in (("yes", 10.0), ("no", -10.0)):
+        with torch.no_grad():
+            model.roi_heads.mask_predictor.mask_fcn_logits.weight.zero_()
+            model.roi_heads.mask_predictor.mask_fcn_logits.bias.fill_(bias)
+        torch.save({"model": model.state_dict(), "classes": CLASSES, "weights": json.dumps({"kind": "none"}),
+                    "config": json.dumps({"model": model_cfg})}, tmp_path / f"{name}.pth")
+        assert pipeline_main(["mask-diagnosis", "--gt", str(tmp_path / "gt.json"), "--checkpoint",
+                              str(tmp_path / f"{name}.pth"), "--image-root", str(SITE / "images"), "--oracle-boxes",
+                              "--out", str(tmp_path / f"{name}.json")]) == 0
+        rows[name] = json.loads((tmp_path / f"{name}.json").read_text())["instances"]
+    n_jacks = sum(a["category_id"] == JACK and not a["iscrowd"] for a in gt["annotations"])
+    assert len(rows["yes"]) == len(rows["no"]) == n_jacks > 0
+    for row in rows["yes"]:
+        assert row["box_iou"] == 1.0 and row["max_prob"] > 0.99 and row["pred_fill"] >= 1.0
+        assert row["mask_iou"] == pytest.approx(row["gt_fill"] / row["pred_fill"], abs=2e-4)  # 4-decimal rounding
+    assert all(row["mask_iou"] == 0.0 and row["max_prob"] < 0.01 for row in rows["no"])
+    with pytest.raises(SystemExit):  # oracle boxes run a model
+        pipeline_main(["mask-diagnosis", "--gt", str(tmp_path / "gt.json"), "--pred", "p.json", "--oracle-boxes",
+                       "--out", "y"])
