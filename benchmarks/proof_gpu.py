@@ -108,6 +108,15 @@ def run(data: Path, out: Path, args: argparse.Namespace) -> None:
 
     plan = json.loads((data / "plan.json").read_text())
     classes, proof = plan["classes"], plan["proof"]
+    recipe = json.loads(args.recipe.read_text()) if args.recipe else None
+    if recipe:  # chosen on val by benchmarks/recipe_search.py, frozen: the same for every row
+        plan["model"] = {**plan["model"], **recipe["model"]}
+        plan["train"] = {**plan["train"], **recipe["train"]}
+        plan["proof_train"] = {**plan["proof_train"], **recipe["train"]}
+        args.base_iterations = round(args.base_iterations * recipe["iterations_factor"])
+        args.iterations = round(args.iterations * recipe["iterations_factor"])
+        print(f"recipe {recipe['chosen']}: model {recipe['model']}, train {recipe['train']}, "
+              f"iterations x {recipe['iterations_factor']}", flush=True)
     gpu = {"device": args.device, "amp": True, "amp_dtype": "bfloat16", "workers": args.workers,
            "checkpoint_every": 10**6, "tensorboard": False}
     base_train = {**plan["train"], **gpu, "iterations": args.base_iterations, "batch_size": args.base_batch,
@@ -166,9 +175,12 @@ def run(data: Path, out: Path, args: argparse.Namespace) -> None:
             "iterations": site_train["iterations"], "batch_size": site_train["batch_size"],
             "eval_every": site_train["eval_every"], "test_images": proof["test_images"], "val_images": proof["val_images"],
             "site_b_render": proof["site_b"],
-            "seeds": proof["seeds"], "pooled_fraction": proof["pooled_fraction"],
+            "seeds": proof["seeds"], "pooled_fraction": proof["pooled_fraction"], "recipe": recipe,
             "site_a_note": f"{plan['config']} render section; site-A model from scratch, {base_train['iterations']} "
-                           f"iterations at batch {base_train['batch_size']} (bf16)",
+                           f"iterations at batch {base_train['batch_size']} (bf16)"
+                           + (f"; recipe '{recipe['chosen']}' (chosen on val by recipe_search.py): model "
+                              f"{recipe['model']}, train {recipe['train']}" if recipe else "; torchvision's default "
+                              "anchors and mask head"),
             "gpu": {"base_train": base_train, "site_train": site_train, "parallel": args.parallel, "times_s": times}}
     runs = []
     for s, n, seed in rows:
@@ -198,6 +210,8 @@ def main() -> None:
     ap.add_argument("--workers", type=int, default=4)
     ap.add_argument("--device", default="cuda", help="cpu: a tiny rehearsal of the run here")
     ap.add_argument("--parallel", type=int, default=11, help="jobs side by side after the site-A model")
+    ap.add_argument("--recipe", type=Path, help="recipe.json of benchmarks/recipe_search.py: its model and train "
+                                                 "overrides for every run, iterations scaled by its factor")
     args = ap.parse_args()
     if args.mode == "pack":
         pack(args.config, args.data)

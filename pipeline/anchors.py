@@ -1,7 +1,8 @@
 """RPN anchors against a training set's boxes: per class, box sizes and aspects after the model's resize, and
 the share of ground-truth boxes whose best anchor has IoU >= 0.7 (the RPN's positive threshold) and >= 0.5,
-for torchvision's default FPN anchors and for anchors fitted to the boxes. Reports only: model.py keeps
-the default anchors until a run shows the fitted ones help.
+for torchvision's default FPN anchors and for anchors fitted to the boxes. It prints the fitted set as the
+config keys that use it (model.anchor_sizes, model.anchor_aspect_ratios); whether they help is for a
+training run to show (benchmarks/recipe_search.py compares them on val).
 
 Anchors come from torchvision's own AnchorGenerator on the padded input of each image size, with the
 feature-map grid and strides the FPN gives it (P6 by integer division, as torchvision computes it),
@@ -161,6 +162,9 @@ def table(result: dict[str, Any]) -> str:
         for name, c in a["coverage"].items():
             lines.append(f"  {name:14} IoU>=0.7 {c['iou>=0.7']:.3f}  IoU>=0.5 {c['iou>=0.5']:.3f}  "
                          f"median best {c['median_best_iou']:.3f}  (n={c['n']})")
+    fitted = result["fitted"]
+    lines.append(f"config for the fitted set: model: {{anchor_sizes: {[s[0] for s in fitted['sizes']]}, "
+                 f"anchor_aspect_ratios: {list(fitted['ratios'][0])}}}")
     return "\n".join(lines)
 
 
