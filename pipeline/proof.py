@@ -105,7 +105,8 @@ def collect(runs: list[tuple[str, int, int, Path]], zero_shot: Path, site_a: Pat
             info: dict[str, Any], resamples: int = 1000, seed: int = 0) -> dict[str, Any]:
     """proof.json: one row per (start, N) with its seeds' scores, the seed mean and its interval, the
     differences from the control and from no adaptation at the same resamples, and the mean val curve."""
-    scorer = Scorer(read_json(test_json), resamples, seed)
+    gt = read_json(test_json)
+    scorer = Scorer(gt, resamples, seed)
     out: dict[str, Any] = {**info, "resamples": resamples, "interval": "95 % percentile bootstrap over test images "
                            "(the same draw for every row: differences are paired) and over each row's training seeds "
                            "(drawn with replacement, per row)", "rows": []}
@@ -126,7 +127,9 @@ def collect(runs: list[tuple[str, int, int, Path]], zero_shot: Path, site_a: Pat
             m = read_json(d / "eval" / "metrics.json")
             per_seed.append({"seed": s, **{t: {"AP": m[t]["AP"], "AP50": m[t]["AP50"], "per_class": m[t]["per_class"]}
                                            for t in bootstrap.IOU_TYPES}, "train": _train_summary(d / "train")})
+        jack = jack_by_visibility(gt, [read_json(d / "eval" / "predictions.json") for _, d in members])
         out["rows"].append({"start": start, "n": n, "seeds": [s for s, _ in members], "per_seed": per_seed,
+                            "jack_by_visibility": jack,
                             **{iou: scorer.block(*samples[(start, n)][iou]) for iou in bootstrap.IOU_TYPES},
                             "val_curve": _mean_curve([_val_curve(d / "train") for _, d in members])})
     control = samples.get(("continued", 0))
@@ -142,6 +145,26 @@ def collect(runs: list[tuple[str, int, int, Path]], zero_shot: Path, site_a: Pat
     machines = sorted({read_json(d / "train" / "provenance.json").get("device_name", "?") for *_, d in runs
                        if (d / "train" / "provenance.json").is_file()})
     out["machine"] = "; ".join(machines) or "unknown"
+    return out
+
+
+def jack_by_visibility(gt: dict[str, Any], predictions: list[list[dict[str, Any]]],
+                       category: str = "pallet_jack") -> dict[str, Any] | None:
+    """Seed-mean mask and box AP of one class over all its test instances, its visible (>= 0.5 of it seen)
+    and its occluded ones apart (the other bucket ignored: pipeline/mask_diagnosis.visibility_ap)."""
+    from pipeline.mask_diagnosis import visibility_ap, visibility_of
+
+    cat = next((c["id"] for c in gt["categories"] if c["name"] == category), None)
+    if cat is None:
+        return None
+    known = any(visibility_of(a)[1] != "unknown" for a in gt["annotations"] if a["category_id"] == cat)
+    per_seed = [visibility_ap(gt, p, cat, ("all", "visible", "occluded") if known else ("all",)) for p in predictions]
+    out = {}
+    for bucket, first in per_seed[0].items():
+        out[bucket] = {"n": first["n"]}
+        for iou in ("segm", "bbox"):
+            vals = [r[bucket][iou]["AP"] for r in per_seed if r[bucket][iou]["AP"] is not None]
+            out[bucket][iou] = round(float(np.mean(vals)), 4) if vals else None
     return out
 
 

@@ -145,6 +145,24 @@ def _targets(result: dict[str, Any]) -> str:
     return f"<ul>{ratio}</ul><p>At the largest N:</p><ul>{above}</ul>"
 
 
+def _jack_visibility_table(result: dict[str, Any]) -> str:
+    """Seed-mean jack AP over all, visible (>= 0.5 seen) and occluded test jacks, per row."""
+    rows = []
+    for r in result["rows"]:
+        j = r.get("jack_by_visibility")
+        if not j:
+            continue
+        fmt = (lambda v: "n/a" if v is None else f"{v:.3f}")
+        cells = "".join(f"<td>{fmt(j[b]['segm'])} / {fmt(j[b]['bbox'])}</td>"
+                        for b in ("all", "visible", "occluded") if b in j)
+        rows.append(f"<tr><td>{START_LABEL[r['start']]}</td><td>{r['n'] or ''}</td>{cells}</tr>")
+    if not rows:
+        return "<p>No visibility in the test set.</p>"
+    n = next(r["jack_by_visibility"] for r in result["rows"] if r.get("jack_by_visibility"))
+    head = "".join(f"<th>{b} (n={n[b]['n']})</th>" for b in ("all", "visible", "occluded") if b in n)
+    return f"<table><tr><th>row</th><th>N</th>{head}</tr>{''.join(rows)}</table>"
+
+
 def build_page(result: dict[str, Any], classes: list[str], figures: dict[str, str]) -> str:
     b_keys = ", ".join(f"{k}: {json.dumps(v)}" for k, v in sorted(result.get("site_b_render", {}).items()))
     site_a = result.get("site_a_test")
@@ -168,6 +186,7 @@ Site B (render keys over site A's): {html.escape(b_keys)}. Pooled rows draw {res
 of their samples from the N site-B images.</p>
 <h2>What the intervals support</h2>{_support_table(result, classes)}
 <h2>Targets</h2>{_targets(result)}
+<h3>Pallet-jack mask / box AP by visibility (seed means)</h3>{_jack_visibility_table(result)}
 <h2>Site-B test AP against N</h2><img src="data:image/png;base64,{figures['ap_vs_n']}">
 <h3>mask AP</h3>{_ap_table(result, 'segm', classes)}
 <h3>box AP</h3>{_ap_table(result, 'bbox', classes)}

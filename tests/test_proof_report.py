@@ -57,6 +57,15 @@ def test_rows_are_seed_means_with_paired_two_level_intervals_and_the_page_states
             iv = r[iou]["AP"]["all"]
             assert iv["value"] == pytest.approx(mean, abs=1e-6) and iv["lo"] <= iv["value"] <= iv["hi"]
     assert rows[("fine_tune", 4)]["segm"]["AP"]["all"]["value"] == pytest.approx(1.0)
+    # jacks by visibility: the example's jacks carry none (no `visibility`, no CVAT `occluded`), so only "all",
+    # which is COCOeval's jack AP averaged over the seeds
+    for r in rows.values():
+        jack = r["jack_by_visibility"]
+        assert list(jack) == ["all"] and jack["all"]["n"] == sum(
+            a["category_id"] == 2 and not a["iscrowd"] for a in gt["annotations"])
+        for iou in ("segm", "bbox"):
+            mean = sum(s[iou]["per_class"]["pallet_jack"] for s in r["per_seed"]) / 2
+            assert jack["all"][iou] == pytest.approx(mean, abs=1e-4)
     assert [p["iteration"] for p in rows[("fine_tune", 4)]["val_curve"]] == [0, 4]  # from the starting weights
     assert rows[("fine_tune", 4)]["val_curve"][0]["segm_AP"] == pytest.approx(0.05)
     # paired: exact masks are above the poor control; the same models as the control are even, their interval
@@ -71,6 +80,6 @@ def test_rows_are_seed_means_with_paired_two_level_intervals_and_the_page_states
     assert targets["fine_tune"]["verdict"] == "above" and "from_scratch" not in targets  # starts from the site-A model
     html = (out / "index.html").read_text()
     for text in ("What the intervals support", "not distinguishable", "above", "continued on site A (control)",
-                 "Iteration 0 is each row's starting weights"):
+                 "Iteration 0 is each row's starting weights", "Pallet-jack mask / box AP by visibility"):
         assert text in html, text
     assert (out / "ap_vs_n.png").stat().st_size > 1000 and (out / "ap_vs_iterations.png").stat().st_size > 1000
