@@ -110,9 +110,11 @@ def run(data: Path, out: Path, args: argparse.Namespace) -> None:
     classes, proof = plan["classes"], plan["proof"]
     recipe = json.loads(args.recipe.read_text()) if args.recipe else None
     if recipe:  # chosen on val by benchmarks/recipe_search.py, frozen: the same for every row
-        plan["model"] = {**plan["model"], **recipe["model"]}
-        plan["train"] = {**plan["train"], **recipe["train"]}
-        plan["proof_train"] = {**plan["proof_train"], **recipe["train"]}
+        from pipeline.config import merge
+
+        plan["model"] = merge(plan["model"], recipe["model"])
+        plan["train"] = merge(plan["train"], recipe["train"])
+        plan["proof_train"] = merge(plan["proof_train"], recipe["train"])
         args.base_iterations = round(args.base_iterations * recipe["iterations_factor"])
         args.iterations = round(args.iterations * recipe["iterations_factor"])
         print(f"recipe {recipe['chosen']}: model {recipe['model']}, train {recipe['train']}, "

@@ -13,13 +13,16 @@ images, scored on site A's **val** split (never test). Factors:
   longer     train.iterations x 2 (schedule length)
   combined   every factor whose seed-mean val score beats the baseline's, together (if two or more do)
 
-Score of a run: (segm AP + bbox AP) / 2 over all classes on val, from COCOeval of its final checkpoint; the
-variant with the highest mean over seeds is chosen, and its overrides are written to recipe.json, which
-`benchmarks/proof_gpu.py run --recipe recipe.json` then applies to every row of the experiment unchanged.
-Each run also gets the jack-mask diagnosis on val with oracle boxes (the mask head alone: median mask IoU
-on the ground-truth boxes) and, per mask resolution, the ceiling of a perfect head (`mask-diagnosis --ideal`).
-Paired differences from the baseline (same seed, same val images) come with 95 % bootstrap intervals
-(`python -m pipeline bootstrap`): a difference whose interval holds 0 is not told apart from noise.
+Criterion: (segm AP + bbox AP) / 2 over all classes on val, the mean over seeds of each run's final checkpoint.
+A factor is adopted only where its paired difference from the baseline has a 95 % two-level bootstrap interval
+above 0 (`pipeline.proof.Scorer`: the val images drawn once per resample and shared by every variant, each
+variant's seeds drawn with replacement); "combined" joins the adopted factors (anchors refitted at its input
+size), and the chosen variant is the adopted one with the highest mean, else the baseline. Its overrides go to
+recipe.json, which `benchmarks/proof_gpu.py run --recipe recipe.json` applies to every row of the experiment
+unchanged. Beside the criterion: jack mask AP and its difference, and each run's jack-mask diagnosis on val
+with oracle boxes (the mask head alone: median mask IoU on the ground-truth boxes), and per mask resolution
+the ceiling of a perfect head (`mask-diagnosis --ideal`). "combined" is chosen on the val images it was built
+from: its val figures are optimistic; only the proof's test figures are evidence.
 
     python benchmarks/recipe_search.py --data results/proof_gpu_data --out results/recipe_search [--device cuda]
     -> OUT/recipe_search.json (the table and what was chosen), OUT/recipe.json, OUT/runs/<variant>_s<seed>/...
@@ -41,6 +44,10 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from benchmarks.proof_gpu import cli, sh  # noqa: E402
+from pipeline.bootstrap import METRICS, _interval  # noqa: E402
+from pipeline.config import merge  # noqa: E402
+from pipeline.io import read_json  # noqa: E402
+from pipeline.proof import Scorer  # noqa: E402
 
 FACTORS = ("mask56", "anchors", "upscale", "mask_loss", "longer")
 
@@ -77,8 +84,7 @@ def overrides(factor: str, model: dict, train: dict, anchors: dict, args: argpar
 def combine(parts: list[dict[str, dict]]) -> dict[str, dict]:
     out: dict[str, dict] = {"model": {}, "train": {}}
     for p in parts:
-        for section in out:
-            out[section].update(p[section])
+        out = merge(out, p)
     return out
 
 
@@ -136,7 +142,7 @@ def main() -> None:
 
     def run(name: str, over: dict[str, dict], seed: int) -> dict[str, Any]:
         run_dir = out / "runs" / f"{name}_s{seed}"
-        m, t = {**model, **over["model"]}, {**train, **over["train"], "seed": train["seed"] + seed}
+        m, t = merge(model, over["model"]), {**merge(train, over["train"]), "seed": train["seed"] + seed}
         if "iterations" in over["train"]:
             t["warmup_iters"] = min(200, t["iterations"] // 5)
         log = out / "logs" / f"{name}_s{seed}"
@@ -150,10 +156,10 @@ def main() -> None:
                        str(run_dir / "val")), log.with_suffix(".eval.log"))
         sh(cli("mask-diagnosis", "--gt", str(val_json), "--checkpoint", str(ckpt), "--image-root", str(root),
                "--oracle-boxes", "--out", str(run_dir / "jack_oracle.json")), log.with_suffix(".oracle.log"))
-        oracle = json.loads((run_dir / "jack_oracle.json").read_text())["summary"][0]
+        oracle = (json.loads((run_dir / "jack_oracle.json").read_text())["summary"] or [{}])[0]
         print(f"{name}_s{seed}: {secs:.0f} s", flush=True)
         return {"variant": name, "seed": seed, "seconds": round(secs, 1), **score(run_dir / "val" / "metrics.json"),
-                "jack_oracle": {k: oracle[k] for k in ("n", "median_mask_iou", "share_mask_iou_50", "median_pred_fill",
+                "jack_oracle": {k: oracle.get(k) for k in ("n", "median_mask_iou", "share_mask_iou_50", "median_pred_fill",
                                                         "median_gt_fill", "median_max_prob")},
                 "predictions": str(run_dir / "val" / "predictions.json")}
 
@@ -163,33 +169,56 @@ def main() -> None:
     with ThreadPoolExecutor(args.parallel) as pool:
         rows = list(pool.map(lambda k: run(k[0], variants[k[0]], k[1]), jobs))
 
-    def mean_score(name: str) -> float:
-        return sum(r["score"] for r in rows if r["variant"] == name) / len(args.seeds)
+    scorer = Scorer(read_json(val_json), args.resamples, seed=0)
+    ap_i, jack = METRICS.index("AP"), scorer.names.index("pallet_jack") if "pallet_jack" in scorer.names else None
 
-    better = [f for f in args.factors if mean_score(f) > mean_score("baseline")]
-    if len(better) >= 2:
-        variants["combined"] = combine([variants[f] for f in better])
+    def scored(name: str) -> dict[str, Any]:
+        preds = [read_json(Path(r["predictions"])) for r in rows if r["variant"] == name]
+        s = scorer.samples(preds)
+        crit = ((s["segm"][0] + s["bbox"][0]) / 2)[ap_i, 0], ((s["segm"][1] + s["bbox"][1]) / 2)[:, ap_i, 0]
+        jack_segm = (s["segm"][0][ap_i, jack], s["segm"][1][:, ap_i, jack]) if jack is not None else None
+        return {"criterion": crit, "jack_segm": jack_segm}
+
+    def summary(name: str, base: dict[str, Any] | None) -> dict[str, Any]:
+        mine = samples[name]
+        out = {"criterion": _interval(mine["criterion"][0], mine["criterion"][1], 0.95),
+               "overrides": variants[name],
+               "mean_segm_AP": round(sum(r["segm_AP"] for r in rows if r["variant"] == name) / len(args.seeds), 5),
+               "mean_bbox_AP": round(sum(r["bbox_AP"] for r in rows if r["variant"] == name) / len(args.seeds), 5)}
+        if mine["jack_segm"] is not None:
+            out["jack_segm_AP"] = _interval(*mine["jack_segm"], 0.95)
+        if base is not None:
+            out["criterion_minus_baseline"] = _interval(mine["criterion"][0] - base["criterion"][0],
+                                                        mine["criterion"][1] - base["criterion"][1], 0.95)
+            if mine["jack_segm"] is not None:
+                out["jack_segm_AP_minus_baseline"] = _interval(mine["jack_segm"][0] - base["jack_segm"][0],
+                                                               mine["jack_segm"][1] - base["jack_segm"][1], 0.95)
+        return out
+
+    samples = {name: scored(name) for name in variants}
+    table = {name: summary(name, None if name == "baseline" else samples["baseline"]) for name in variants}
+    adopted = [f for f in args.factors if (table[f]["criterion_minus_baseline"]["lo"] or 0) > 0]
+    if len(adopted) >= 2:
+        parts = [variants[f] for f in adopted]
+        combined = combine(parts)
+        if "anchors" in adopted and "upscale" in adopted:  # anchors fitted at the combined input size
+            m = {**model, **combined["model"]}
+            refit = fitted_anchors(train_json, m["min_size_px"], m["max_size_px"])
+            combined["model"].update(anchor_sizes=refit["sizes"], anchor_aspect_ratios=refit["ratios"])
+        variants["combined"] = combined
         with ThreadPoolExecutor(args.parallel) as pool:
             rows += list(pool.map(lambda s: run("combined", variants["combined"], s), args.seeds))
-    for r in rows:  # paired with the baseline's run of the same seed, on the same val images
-        if r["variant"] != "baseline":
-            base = next(b for b in rows if b["variant"] == "baseline" and b["seed"] == r["seed"])
-            boot = out / "runs" / f"{r['variant']}_s{r['seed']}" / "vs_baseline.json"
-            sh(cli("bootstrap", "--gt", str(val_json), "--pred", r["predictions"], "--pred-b", base["predictions"],
-                   "--resamples", str(args.resamples), "--out", str(boot)), out / "logs" / f"{boot.parent.name}.boot.log")
-            diff = json.loads(boot.read_text())["difference"]
-            r["vs_baseline"] = {f"{t}_AP": {k: diff[t]["AP"][k] for k in ("all", "pallet_jack") if k in diff[t]["AP"]}
-                                for t in ("segm", "bbox")}
-    table = {name: {"mean_score": round(mean_score(name), 5),
-                    "mean_segm_AP": round(sum(r["segm_AP"] for r in rows if r["variant"] == name) / len(args.seeds), 5),
-                    "mean_bbox_AP": round(sum(r["bbox_AP"] for r in rows if r["variant"] == name) / len(args.seeds), 5),
-                    "overrides": variants[name]} for name in variants}
-    chosen = max(table, key=lambda n: table[n]["mean_score"])
+        samples["combined"] = scored("combined")
+        table["combined"] = summary("combined", samples["baseline"])
+    candidates = [n for n in table if n == "combined" or n in adopted]
+    chosen = max(candidates, key=lambda n: table[n]["criterion"]["value"]) if candidates else "baseline"
     chosen_over = json.loads(json.dumps(variants[chosen]))
     factor = chosen_over["train"].pop("iterations", train["iterations"]) / train["iterations"]
-    recipe = {"chosen": chosen, **chosen_over, "iterations_factor": factor,
-              "criterion": "highest mean over seeds of (segm AP + bbox AP) / 2 on the val split of " + source,
-              "searched_at": {"iterations": train["iterations"], "batch_size": train["batch_size"], "lr": train["lr"]}}
+    recipe = {"chosen": chosen, **chosen_over, "iterations_factor": factor, "adopted_factors": adopted,
+              "criterion": "(segm AP + bbox AP) / 2 on the val split of " + source + "; a factor adopted only where "
+                           "its two-level 95 % interval of the difference from the baseline is above 0",
+              "searched_at": {"iterations": train["iterations"], "batch_size": train["batch_size"], "lr": train["lr"],
+                              "input_px": [model["min_size_px"], model["max_size_px"]]}}
     (out / "recipe.json").write_text(json.dumps(recipe, indent=1))
     ideal = {}
     for size in sorted({variants[n]["model"].get("mask_roi_size", model.get("mask_roi_size", 14)) for n in variants}):
@@ -197,15 +226,25 @@ def main() -> None:
         sh(cli("mask-diagnosis", "--gt", str(val_json), "--ideal", str(2 * size), "--out", str(path)),
            out / "logs" / f"ideal_{2 * size}.log")
         s = json.loads(path.read_text())
-        ideal[f"{2 * size}x{2 * size}"] = {"median_mask_iou": s["summary"][0]["median_mask_iou"],
-                                           "segm_AP": s["ap_by_visibility"]["all"]["segm"]["AP"]}
+        if s["summary"]:
+            ideal[f"{2 * size}x{2 * size}"] = {"median_mask_iou": s["summary"][0]["median_mask_iou"],
+                                               "share_mask_iou_50": s["summary"][0]["share_mask_iou_50"],
+                                               "segm_AP": s["ap_by_visibility"]["all"]["segm"]["AP"]}
     result = {"data": source, "device": args.device, "seeds": args.seeds,
               "train": train, "model": model, "anchors": anchors, "variants": table, "runs": rows,
               "chosen": chosen, "recipe": recipe, "jack_ideal_val": ideal, "total_s": round(time.time() - t0)}
     (out / "recipe_search.json").write_text(json.dumps(result, indent=1))
+    fmt = (lambda iv: "n/a" if iv is None or iv["value"] is None else
+           f"{iv['value']:+.4f} [{iv['lo']:+.4f}, {iv['hi']:+.4f}]" if iv["lo"] is not None else f"{iv['value']:+.4f}")
     for name, v in table.items():
-        print(f"{name:10} score {v['mean_score']:.4f}  segm {v['mean_segm_AP']:.4f}  bbox {v['mean_bbox_AP']:.4f}")
-    print(f"chosen: {chosen} -> {out / 'recipe.json'}")
+        print(f"{name:10} criterion {fmt(v['criterion'])}  minus baseline {fmt(v.get('criterion_minus_baseline'))}  "
+              f"jack mask AP {fmt(v.get('jack_segm_AP'))}")
+    for r in rows:
+        o = r["jack_oracle"]
+        print(f"{r['variant']}_s{r['seed']}: jack masks on ground-truth boxes: median IoU {o['median_mask_iou']}, "
+              f"IoU >= 0.5 {o['share_mask_iou_50']} (n={o['n']})")
+    print(f"ideal (perfect head) on val jacks: {ideal}")
+    print(f"adopted: {adopted or 'none'}; chosen: {chosen} -> {out / 'recipe.json'}")
 
 
 if __name__ == "__main__":

@@ -150,6 +150,10 @@ def validate(cfg: dict[str, Any], source: str = "<config>") -> dict[str, Any]:
     total = split["train"] + split["val"] + split["test"]
     if abs(total - 1.0) > 1e-6:
         raise ConfigError(f"{source}: split.train + split.val + split.test must be 1, got {total:g}")
+    sizes = cfg["model"].get("anchor_sizes")
+    if sizes is not None and any(b <= a for a, b in zip(sizes, sizes[1:])):
+        raise ConfigError(f"{source}: model.anchor_sizes: one size per FPN level P2-P6, finest first, each larger "
+                          f"than the one before; got {sizes}")
     weights = cfg["model"]["weights"]
     if weights not in ("coco", "none") and not Path(weights).is_file():
         raise ConfigError(f"{source}: model.weights: {weights!r} is neither coco, none nor an existing file")

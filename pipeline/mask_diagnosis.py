@@ -190,7 +190,7 @@ def from_predictions(preds: list[dict[str, Any]], cat_id: int, score_threshold: 
 
 
 def from_checkpoint(checkpoint: Path, gt_path: Path, image_root: Path, category: str, score_threshold: float,
-                    mask_threshold: float = 0.5) -> Iterator[tuple[int, list[dict[str, Any]]]]:
+                    mask_threshold: float = 0.5, device: str = "cpu") -> Iterator[tuple[int, list[dict[str, Any]]]]:
     """(image id, its detections of the class with `prob` maps) from running the checkpoint on each image."""
     import torch
 
@@ -199,7 +199,7 @@ def from_checkpoint(checkpoint: Path, gt_path: Path, image_root: Path, category:
     from pipeline.export import load_model
     from pipeline.model import set_score_threshold
 
-    model = load_model(checkpoint)
+    model = load_model(checkpoint, device)
     set_score_threshold(model, score_threshold)
     dataset = CocoInstances(gt_path, image_root, eval_transforms(), targets=False)
     labels = category_labels(dataset.coco["categories"], model.categories[1:], gt_path)
@@ -207,7 +207,7 @@ def from_checkpoint(checkpoint: Path, gt_path: Path, image_root: Path, category:
     with torch.inference_mode():
         for k in range(len(dataset)):
             image, meta = dataset[k]
-            out = model([image])[0]
+            out = {k: v.cpu() for k, v in model([image.to(device)])[0].items()}
             dets = []
             for box, label, score, prob in zip(out["boxes"].numpy(), out["labels"].numpy(), out["scores"].numpy(),
                                                out["masks"][:, 0].numpy()):
@@ -228,11 +228,13 @@ def _gt_boxes(anns: list[dict[str, Any]]):
 
 def ideal_detections(gt: dict[str, Any], category: str, resolution: int
                      ) -> Iterator[tuple[int, list[dict[str, Any]]]]:
-    """The best a mask head of `resolution` x `resolution` outputs can do: for every ground-truth instance of
-    the class, its own box, and as its mask the ground truth projected onto the box's grid the way
-    torchvision builds its training targets (`project_masks_on_boxes`: roi_align of the mask over the box),
-    pasted back with `paste_masks_in_image` and cut at 0.5, as a prediction would be. At the frames' own
-    resolution (the model's input scale where min_size_px is the frame height, as in the configs here)."""
+    """What a mask head of `resolution` x `resolution` outputs gives when it reproduces its training target
+    exactly: for every ground-truth instance of the class, its own box, and as its mask the ground truth
+    projected onto the box's grid the way torchvision builds the target (`project_masks_on_boxes`: roi_align
+    of the mask over the box), pasted back with `paste_masks_in_image` and cut at 0.5, as a prediction
+    would be. Not a strict bound (another soft mask could cut better), but the head's loss optimum. At the
+    frames' own resolution: the model's input scale where min_size_px is the frame height (the configs'
+    default input size), not for an upscaled input."""
     import torch
     from torchvision.models.detection.roi_heads import paste_masks_in_image
     from torchvision.ops import roi_align
@@ -256,7 +258,7 @@ def ideal_detections(gt: dict[str, Any], category: str, resolution: int
 
 
 def oracle_detections(checkpoint: Path, gt_path: Path, image_root: Path, category: str,
-                      mask_threshold: float = 0.5) -> Iterator[tuple[int, list[dict[str, Any]]]]:
+                      mask_threshold: float = 0.5, device: str = "cpu") -> Iterator[tuple[int, list[dict[str, Any]]]]:
     """The checkpoint's mask branch on the ground-truth boxes: its own transform, backbone, mask RoIAlign,
     mask head and predictor (the class's channel), pasted as its postprocess pastes. Detection is taken
     out of the question: every instance has its right box, so what is left is the mask head alone."""
@@ -267,7 +269,7 @@ def oracle_detections(checkpoint: Path, gt_path: Path, image_root: Path, categor
     from pipeline.data import CocoInstances, eval_transforms
     from pipeline.export import load_model
 
-    model = load_model(checkpoint)
+    model = load_model(checkpoint, device)
     dataset = CocoInstances(gt_path, image_root, eval_transforms(), targets=False)
     labels = category_labels(dataset.coco["categories"], model.categories[1:], gt_path)
     cat_id = next(c["id"] for c in dataset.coco["categories"] if c["name"] == category)
@@ -280,13 +282,13 @@ def oracle_detections(checkpoint: Path, gt_path: Path, image_root: Path, categor
             if not anns:
                 continue
             h, w = image.shape[-2:]
-            images, _ = model.transform([image])
+            images, _ = model.transform([image.to(device)])
             (rh, rw), = images.image_sizes
             boxes = _gt_boxes(anns)
-            scaled = boxes * torch.tensor([rw / w, rh / h, rw / w, rh / h])
+            scaled = (boxes * torch.tensor([rw / w, rh / h, rw / w, rh / h])).to(device)
             features = model.backbone(images.tensors)
             x = heads.mask_head(heads.mask_roi_pool(features, [scaled], images.image_sizes))
-            probs = heads.mask_predictor(x)[:, labels[cat_id]].sigmoid()
+            probs = heads.mask_predictor(x)[:, labels[cat_id]].sigmoid().cpu()
             probs = paste_masks_in_image(probs[:, None], boxes, (h, w), padding=1)[:, 0].numpy()
             yield meta["image_id"], [{"image_id": meta["image_id"], "category_id": cat_id, "score": 1.0,
                                       "bbox": a["bbox"], "segmentation": encode_mask(p >= mask_threshold),
@@ -348,13 +350,15 @@ def main(argv: list[str] | None = None) -> int:
     src.add_argument("--checkpoint", type=Path, help="model checkpoint: run it and keep mask probabilities")
     src.add_argument("--ideal", type=int, metavar="M",
                      help="no model: the ground truth through an M x M mask target and back (28: torchvision's "
-                          "default mask head, 56: model.mask_roi_size 28), the ceiling of a perfect mask head")
+                          "default mask head, 56: model.mask_roi_size 28), what a head that reproduces its "
+                          "training targets gives")
     ap.add_argument("--oracle-boxes", action="store_true",
                     help="with --checkpoint: run its mask branch on the ground-truth boxes (the mask head alone)")
     ap.add_argument("--image-root", type=Path, help="images of --gt (with --checkpoint)")
     ap.add_argument("--category", default="pallet_jack", help="class to diagnose (default pallet_jack)")
     ap.add_argument("--score-threshold", type=float, default=0.05, help="detections kept from this score (0.05)")
     ap.add_argument("--box-iou", type=float, default=0.5, help="box IoU that makes a box correct (0.5)")
+    ap.add_argument("--device", default=None, help="where a checkpoint runs (default: cuda when present, else cpu)")
     ap.add_argument("--out", type=Path, required=True)
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
@@ -362,6 +366,13 @@ def main(argv: list[str] | None = None) -> int:
         ap.error("--checkpoint needs --image-root")
     if args.oracle_boxes and not args.checkpoint:
         ap.error("--oracle-boxes needs --checkpoint")
+    if args.ideal is not None and args.ideal < 1:
+        ap.error(f"--ideal: a mask side of at least 1, got {args.ideal}")
+    def device() -> str:
+        import torch
+
+        return args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+
     gt = read_json(args.gt)
     cats = {c["name"]: c["id"] for c in gt.get("categories", [])}
     if args.category not in cats:
@@ -369,14 +380,15 @@ def main(argv: list[str] | None = None) -> int:
     if args.pred:
         dets = from_predictions(read_json(args.pred), cats[args.category], args.score_threshold)
         source = str(args.pred)
-    elif args.ideal:
+    elif args.ideal is not None:
         dets = ideal_detections(gt, args.category, args.ideal)
         source = f"ideal: ground truth through {args.ideal}x{args.ideal} mask targets on its own boxes"
     elif args.oracle_boxes:
-        dets = oracle_detections(args.checkpoint, args.gt, args.image_root, args.category)
+        dets = oracle_detections(args.checkpoint, args.gt, args.image_root, args.category, device=device())
         source = f"{args.checkpoint}: mask branch on the ground-truth boxes"
     else:
-        dets = from_checkpoint(args.checkpoint, args.gt, args.image_root, args.category, args.score_threshold)
+        dets = from_checkpoint(args.checkpoint, args.gt, args.image_root, args.category, args.score_threshold,
+                               device=device())
         source = str(args.checkpoint)
     result = diagnose(gt, args.category, dets, args.box_iou)
     result.update(gt=str(args.gt), source=source, provenance=provenance())

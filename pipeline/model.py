@@ -59,7 +59,7 @@ def build_model(num_classes: int, weights_info: dict[str, Any], trainable_backbo
         norm = FrozenBatchNorm2d if pretrained else torch.nn.BatchNorm2d
         backbone = _resnet_fpn_extractor(resnet50(weights=None, norm_layer=norm), trainable_backbone_layers)
         model = MaskRCNN(backbone, num_classes=91, min_size=min_size, max_size=max_size)
-    rpn_reset = apply_recipe(model, **recipe_of(recipe or {}))
+    apply_recipe(model, **recipe_of(recipe or {}))
     base_classes = None
     if pretrained and load_weights:
         path = Path(weights_info["path"])
@@ -71,7 +71,7 @@ def build_model(num_classes: int, weights_info: dict[str, Any], trainable_backbo
             if base_classes is not None:
                 set_heads(model, len(base_classes) + 1)
         try:
-            load_state(model, state, rpn_reset)
+            load_state(model, state)
         except RuntimeError as exc:
             kind = "hangar-synth checkpoint" if base_classes is not None else "COCO state dict"
             raise ValueError(f"{path}: not a {arch} {kind} ({str(exc).splitlines()[0]})") from None
@@ -82,8 +82,11 @@ def build_model(num_classes: int, weights_info: dict[str, Any], trainable_backbo
     else:
         set_heads(model, num_classes)
     if transfer == "feature_extraction" and pretrained:
+        # anchors other than the weights were trained with leave the RPN's predictors (new, or regressing
+        # from other anchors) to learn too; the backbone and FPN stay frozen
+        anchors_changed = any(recipe_of(recipe or {})[k] is not None for k in ("anchor_sizes", "anchor_aspect_ratios"))
         for name, p in model.named_parameters():
-            p.requires_grad_(name.startswith("roi_heads."))
+            p.requires_grad_(name.startswith("roi_heads.") or (anchors_changed and name.startswith("rpn.head.")))
     freeze_batchnorm(model)
     return model
 
@@ -133,22 +136,21 @@ def apply_recipe(model: MaskRCNN, anchor_sizes: list[float] | None = None,
     return reset
 
 
-def load_state(model: MaskRCNN, state: dict[str, Any], rpn_reset: bool = False) -> None:
-    """load_state_dict, strict except for the RPN predictors when `apply_recipe` replaced them and the state's
-    are of the other shape (COCO's 3 anchors per location): those keep their fresh init."""
-    if rpn_reset:
-        own = model.state_dict()
-        skipped = [k for k in RPN_PREDICTOR if k in state and state[k].shape != own[k].shape]
-        if skipped:
-            theirs = state[RPN_PREDICTOR[0]].shape[0] if RPN_PREDICTOR[0] in state else None
-            state = {k: v for k, v in state.items() if k not in skipped}
-            missing, unexpected = model.load_state_dict(state, strict=False)
-            if set(missing) != set(skipped) or unexpected:
-                raise RuntimeError(f"missing keys {missing}, unexpected keys {unexpected}")
-            log.info("RPN predictors start from torchvision's init: %d anchors per location (the weights have %d)",
-                     own[RPN_PREDICTOR[0]].shape[0], theirs)
-            return
-    model.load_state_dict(state)
+def load_state(model: MaskRCNN, state: dict[str, Any]) -> None:
+    """load_state_dict, strict except for the RPN predictors where the state's are of another shape (COCO's 3
+    anchors per location under other ratios, or a base checkpoint trained with another number of ratios):
+    those keep torchvision's init, with a warning."""
+    own = model.state_dict()
+    skipped = [k for k in RPN_PREDICTOR if k in state and k in own and state[k].shape != own[k].shape]
+    if not skipped:
+        model.load_state_dict(state)
+        return
+    theirs = state[RPN_PREDICTOR[0]].shape[0]
+    missing, unexpected = model.load_state_dict({k: v for k, v in state.items() if k not in skipped}, strict=False)
+    if set(missing) != set(skipped) or unexpected:
+        raise RuntimeError(f"missing keys {missing}, unexpected keys {unexpected}")
+    log.warning("RPN predictors start from torchvision's init: %d anchors per location (the weights have %d)",
+                own[RPN_PREDICTOR[0]].shape[0], theirs)
 
 
 def set_heads(model: MaskRCNN, num_classes: int) -> None:

@@ -59,6 +59,7 @@ def test_defaults_filled_from_schema():
     ({"evaluate": {"checkpoint": "last"}}, ["evaluate.checkpoint"]),
     ({"train": {"ema_decay": 1.0}}, ["train.ema_decay"]),
     ({"model": {"anchor_sizes": [16, 32, 64, 128]}}, ["model.anchor_sizes"]),
+    ({"model": {"anchor_sizes": [16, 32, 32, 64, 128]}}, ["model.anchor_sizes", "larger than the one before"]),
     ({"model": {"anchor_aspect_ratios": [0.0, 1.0]}}, ["model.anchor_aspect_ratios"]),
     ({"model": {"mask_roi_size": 4}}, ["model.mask_roi_size"]),
     ({"train": {"loss_weights": {"loss_masks": 2}}}, ["train.loss_weights", "loss_masks"]),

@@ -13,6 +13,7 @@ from pycocotools import mask as mask_utils
 from pipeline.__main__ import main as pipeline_main
 from pipeline.coco import encode_mask
 from pipeline.mask_diagnosis import diagnose, from_predictions
+from pipeline.model import build_model
 from tests.test_bootstrap import CLASSES, SITE, site_gt
 
 JACK = 2
@@ -100,7 +101,6 @@ def test_ap_by_visibility_ignores_the_other_bucket():
 
 @pytest.mark.slow  # runs Mask R-CNN on 3 frames: ~7 s on one core
 def test_checkpoint_path_keeps_probabilities(tmp_path, capsys):
-    from pipeline.model import build_model
 
     gt = site_gt()
     keep = sorted({a["image_id"] for a in gt["annotations"] if a["category_id"] == JACK})[:3]  # ~1.5 s each
@@ -154,41 +154,49 @@ def test_ideal_targets_are_torchvisions_own_projection_and_paste():
     assert by_m[14] != by_m[56]
 
 
-@pytest.mark.slow  # Mask R-CNN's backbone on 3 frames
-def test_oracle_boxes_run_the_mask_branch_on_the_ground_truth_boxes(tmp_path):
-    """`--oracle-boxes`: the checkpoint's mask branch (here a 56x56 one, model.mask_roi_size 28) on each
-    ground-truth box. A mask predictor that says "jack" everywhere fills each box: the pasted mask
-    holds the whole ground truth, so IoU = gt_fill / pred_fill exactly; one that says "no" everywhere
-    gives empty masks (IoU 0). Wrongly scaled boxes (the model runs at 64x48, the frames are 160x120)
-    would break the first."""
-    from pipeline.model import build_model
+@pytest.mark.slow  # Mask R-CNN on one frame, twice
+def test_oracle_boxes_give_the_models_own_masks_for_its_own_boxes(tmp_path):
+    """`--oracle-boxes` runs the checkpoint's mask branch (here a 56x56 one, model.mask_roi_size 28) on given
+    boxes. Given the model's own jack detections as the ground truth, its probability maps must be the
+    masks the model itself returned for them (torchvision's full inference path: resize 160x120 -> 64x48,
+    RoIAlign, head, paste at 160x120), up to float rounding of the box scaling; a wrong box scale, class
+    channel or paste would not match."""
+    from pipeline.coco import encode_mask
+    from pipeline.export import load_model
+    from pipeline.mask_diagnosis import oracle_detections
 
     gt = site_gt()
-    keep = sorted({a["image_id"] for a in gt["annotations"] if a["category_id"] == JACK})[:3]
-    gt["images"] = [im for im in gt["images"] if im["id"] in keep]
-    gt["annotations"] = [a for a in gt["annotations"] if a["image_id"] in keep]
-    (tmp_path / "gt.json").write_text(json.dumps(gt))
+    im = next(im for im in gt["images"] if any(a["image_id"] == im["id"] and a["category_id"] == JACK
+                                                for a in gt["annotations"]))
     model_cfg = {"min_size_px": 48, "max_size_px": 64, "trainable_backbone_layers": 3, "transfer": "full",
                  "mask_roi_size": 28}
     torch.manual_seed(0)
     model = build_model(3, {"kind": "none"}, 3, 48, 64, transfer="full", recipe=model_cfg)
-    rows = {}
-    for name, bias in (("yes", 10.0), ("no", -10.0)):
-        with torch.no_grad():
-            model.roi_heads.mask_predictor.mask_fcn_logits.weight.zero_()
-            model.roi_heads.mask_predictor.mask_fcn_logits.bias.fill_(bias)
-        torch.save({"model": model.state_dict(), "classes": CLASSES, "weights": json.dumps({"kind": "none"}),
-                    "config": json.dumps({"model": model_cfg})}, tmp_path / f"{name}.pth")
-        assert pipeline_main(["mask-diagnosis", "--gt", str(tmp_path / "gt.json"), "--checkpoint",
-                              str(tmp_path / f"{name}.pth"), "--image-root", str(SITE / "images"), "--oracle-boxes",
-                              "--out", str(tmp_path / f"{name}.json")]) == 0
-        rows[name] = json.loads((tmp_path / f"{name}.json").read_text())["instances"]
-    n_jacks = sum(a["category_id"] == JACK and not a["iscrowd"] for a in gt["annotations"])
-    assert len(rows["yes"]) == len(rows["no"]) == n_jacks > 0
-    for row in rows["yes"]:
-        assert row["box_iou"] == 1.0 and row["max_prob"] > 0.99 and row["pred_fill"] >= 1.0
-        assert row["mask_iou"] == pytest.approx(row["gt_fill"] / row["pred_fill"], abs=2e-4)  # 4-decimal rounding
-    assert all(row["mask_iou"] == 0.0 and row["max_prob"] < 0.01 for row in rows["no"])
+    torch.save({"model": model.state_dict(), "classes": CLASSES, "weights": json.dumps({"kind": "none"}),
+                "config": json.dumps({"model": model_cfg})}, tmp_path / "m.pth")
+    from pipeline.data import CocoInstances, eval_transforms
+
+    (tmp_path / "one.json").write_text(json.dumps({**gt, "images": [im], "annotations": []}))
+    image, _ = CocoInstances(tmp_path / "one.json", SITE / "images", eval_transforms(), targets=False)[0]
+    net = load_model(tmp_path / "m.pth")
+    net.roi_heads.score_thresh = 0.0
+    with torch.no_grad():
+        out = net([image])[0]
+    keep = [k for k in range(len(out["labels"])) if out["labels"][k] == JACK][:5]
+    assert keep, "the random model returned no jack detection"
+    anns = []
+    for n, k in enumerate(keep):
+        x0, y0, x1, y1 = out["boxes"][k].tolist()
+        anns.append({"id": n + 1, "image_id": im["id"], "category_id": JACK, "iscrowd": 0, "bbox": [x0, y0, x1 - x0, y1 - y0],
+                     "area": 1.0, "segmentation": encode_mask((out["masks"][k, 0] >= 0.5).numpy())})
+    (tmp_path / "own.json").write_text(json.dumps({**gt, "images": [im], "annotations": anns}))
+    (_, dets), = list(oracle_detections(tmp_path / "m.pth", tmp_path / "own.json", SITE / "images", "pallet_jack"))
+    assert len(dets) == len(keep)
+    for d, k in zip(dets, keep):
+        assert np.abs(d["prob"] - out["masks"][k, 0].numpy()).max() < 1e-4
+        assert d["prob"].shape == tuple(image.shape[-2:])
     with pytest.raises(SystemExit):  # oracle boxes run a model
-        pipeline_main(["mask-diagnosis", "--gt", str(tmp_path / "gt.json"), "--pred", "p.json", "--oracle-boxes",
+        pipeline_main(["mask-diagnosis", "--gt", str(tmp_path / "own.json"), "--pred", "p.json", "--oracle-boxes",
                        "--out", "y"])
+    with pytest.raises(SystemExit):
+        pipeline_main(["mask-diagnosis", "--gt", str(tmp_path / "own.json"), "--ideal", "0", "--out", "y"])

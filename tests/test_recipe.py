@@ -38,8 +38,6 @@ def test_a_recipe_trains_and_its_checkpoint_rebuilds_it(shard_coco, rendered_sha
     assert all(list(r) == RECIPE["anchor_aspect_ratios"] for r in gen.aspect_ratios)
     assert model.rpn.head.cls_logits.out_channels == 4 and model.rpn.head.bbox_pred.out_channels == 16
     assert model.roi_heads.mask_roi_pool.output_size == (28, 28)
-    saved = ckpt["model"]
-    assert all(torch.equal(v, saved[k]) for k, v in model.state_dict().items())
     image = torch.rand(3, 96, 128)
     assert mask_logit_size(model, image) == 56
     default = build_model(3, {"kind": "none"}, min_size=96, max_size=128)
@@ -66,16 +64,25 @@ def test_pretrained_weights_load_under_another_anchor_count(tmp_path):
     same_count = build_model(91, info, 3, 96, 128, replace_heads=False,
                              recipe={"anchor_sizes": RECIPE["anchor_sizes"]}).state_dict()
     assert all(torch.equal(v, coco_like[k]) for k, v in same_count.items() if v.dtype.is_floating_point)
+    # feature extraction trains the heads only, and the RPN's head too where the anchors are not the weights' own
+    for recipe, rpn_learns in ((None, False), ({"anchor_sizes": RECIPE["anchor_sizes"]}, True), (RECIPE, True)):
+        fe = build_model(3, info, 3, 96, 128, transfer="feature_extraction", recipe=recipe)
+        learns = {n.split(".")[0] + "." + n.split(".")[1] for n, p in fe.named_parameters() if p.requires_grad}
+        assert learns == ({"roi_heads.box_head", "roi_heads.box_predictor", "roi_heads.mask_head",
+                           "roi_heads.mask_predictor"} | ({"rpn.head"} if rpn_learns else set()))
 
 
 def test_loss_weights_weight_the_optimised_sum(shard_coco, rendered_shard, tmp_path):
-    """metrics.csv logs torchvision's terms unweighted and `loss` as the sum that was optimised:
-    sum of weight x term, each weight 1 unless set."""
+    """metrics.csv logs torchvision's terms unweighted and `loss` as the weighted sum; the weights reach the
+    backward pass: with loss_mask 0 (and no weight decay) the mask branch keeps its initial weights whatever
+    the other terms' weights, while with loss_mask 1 it learns."""
     ann, root = write_train_json(shard_coco, rendered_shard, tmp_path)
-    w = {"loss_mask": 3.0, "loss_objectness": 0.5}
-    for name, weights in (("plain", {}), ("weighted", w)):
-        train(train_cfg(iterations=3, loss_weights=weights), CLASSES, MODEL_CFG, {"kind": "none"}, ann, root,
-              tmp_path / name)
+    runs = {"plain": {}, "weighted": {"loss_mask": 3.0, "loss_objectness": 0.5},
+            "no_mask": {"loss_mask": 0.0}, "no_mask_cls5": {"loss_mask": 0.0, "loss_classifier": 5.0}}
+    mask_branch = {}
+    for name, weights in runs.items():
+        train(train_cfg(iterations=3, weight_decay=0.0, loss_weights=weights), CLASSES, MODEL_CFG,
+              {"kind": "none"}, ann, root, tmp_path / name)
         with open(tmp_path / name / "metrics.csv") as f:
             rows = list(csv.DictReader(f))
         assert len(rows) == 3
@@ -83,5 +90,11 @@ def test_loss_weights_weight_the_optimised_sum(shard_coco, rendered_shard, tmp_p
             terms = {k: float(v) for k, v in r.items() if k.startswith("loss_") and v != ""}
             assert len(terms) == 5 and float(r["loss"]) == pytest.approx(
                 sum(weights.get(k, 1.0) * v for k, v in terms.items()), rel=1e-5)
-            if weights:  # the mask and objectness terms are never 0 on the fixture's frames
+            if name == "weighted":  # the mask and objectness terms are never 0 on the fixture's frames
                 assert float(r["loss"]) != pytest.approx(sum(terms.values()), rel=1e-3)
+        state = load_checkpoint(tmp_path / name / "model_final.pth", CLASSES)["model"]
+        mask_branch[name] = {k: v for k, v in state.items() if k.startswith(("roi_heads.mask_head",
+                                                                            "roi_heads.mask_predictor"))}
+    assert mask_branch["no_mask"] and all(torch.equal(v, mask_branch["no_mask_cls5"][k])
+                                          for k, v in mask_branch["no_mask"].items())
+    assert not all(torch.equal(v, mask_branch["plain"][k]) for k, v in mask_branch["no_mask"].items())
