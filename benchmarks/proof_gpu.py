@@ -115,10 +115,11 @@ def run(data: Path, out: Path, args: argparse.Namespace) -> None:
         plan["model"] = merge(plan["model"], recipe["model"])
         plan["train"] = merge(plan["train"], recipe["train"])
         plan["proof_train"] = merge(plan["proof_train"], recipe["train"])
+        # the schedule length was searched for the site-A model (from scratch): it scales that run only; the
+        # site-B budget is the experiment's own, the same for every row
         args.base_iterations = round(args.base_iterations * recipe["iterations_factor"])
-        args.iterations = round(args.iterations * recipe["iterations_factor"])
-        print(f"recipe {recipe['chosen']}: model {recipe['model']}, train {recipe['train']}, "
-              f"iterations x {recipe['iterations_factor']}", flush=True)
+        print(f"recipe {recipe['chosen']}: model {recipe['model']}, train {recipe['train']}, site-A iterations "
+              f"x {recipe['iterations_factor']} (searched at {recipe.get('searched_at')})", flush=True)
     gpu = {"device": args.device, "amp": True, "amp_dtype": "bfloat16", "workers": args.workers,
            "checkpoint_every": 10**6, "tensorboard": False}
     base_train = {**plan["train"], **gpu, "iterations": args.base_iterations, "batch_size": args.base_batch,
@@ -180,9 +181,9 @@ def run(data: Path, out: Path, args: argparse.Namespace) -> None:
             "seeds": proof["seeds"], "pooled_fraction": proof["pooled_fraction"], "recipe": recipe,
             "site_a_note": f"{plan['config']} render section; site-A model from scratch, {base_train['iterations']} "
                            f"iterations at batch {base_train['batch_size']} (bf16)"
-                           + (f"; recipe '{recipe['chosen']}' (chosen on val by recipe_search.py): model "
-                              f"{recipe['model']}, train {recipe['train']}" if recipe else "; torchvision's default "
-                              "anchors and mask head"),
+                           + (f"; recipe '{recipe['chosen']}' (chosen on site-A val by recipe_search.py, the same "
+                              f"for every row, anchors fitted to site-A boxes): model {recipe['model']}, train "
+                              f"{recipe['train']}" if recipe else "; torchvision's default anchors and mask head"),
             "gpu": {"base_train": base_train, "site_train": site_train, "parallel": args.parallel, "times_s": times}}
     runs = []
     for s, n, seed in rows:
