@@ -226,7 +226,7 @@ def _gt_boxes(anns: list[dict[str, Any]]):
     return torch.tensor([[x, y, x + w, y + h] for x, y, w, h in (a["bbox"] for a in anns)], dtype=torch.float32)
 
 
-def ideal_detections(gt: dict[str, Any], category: str, resolution: int
+def ideal_detections(gt: dict[str, Any], category: str, resolution: int, aligned: bool = False
                      ) -> Iterator[tuple[int, list[dict[str, Any]]]]:
     """What a mask head of `resolution` x `resolution` outputs gives when it reproduces its training target
     exactly: for every ground-truth instance of the class, its own box, and as its mask the ground truth
@@ -234,7 +234,8 @@ def ideal_detections(gt: dict[str, Any], category: str, resolution: int
     of the mask over the box), pasted back with `paste_masks_in_image` and cut at 0.5, as a prediction
     would be. Not a strict bound (another soft mask could cut better), but the head's loss optimum. At the
     frames' own resolution: the model's input scale where min_size_px is the frame height (the configs'
-    default input size), not for an upscaled input."""
+    default input size), not for an upscaled input. `aligned=True` projects with the half-pixel correction
+    (RoIAlign's `aligned`, detectron2's ROIAlignV2) instead of torchvision's `aligned=False`: a what-if."""
     import torch
     from torchvision.models.detection.roi_heads import paste_masks_in_image
     from torchvision.ops import roi_align
@@ -251,7 +252,7 @@ def ideal_detections(gt: dict[str, Any], category: str, resolution: int
                                            for a in anns])).float()
         boxes = _gt_boxes(anns)
         rois = torch.cat([torch.arange(len(anns), dtype=torch.float32)[:, None], boxes], dim=1)
-        targets = roi_align(masks[:, None], rois, (resolution, resolution), 1.0)[:, 0]
+        targets = roi_align(masks[:, None], rois, (resolution, resolution), 1.0, aligned=aligned)[:, 0]
         probs = paste_masks_in_image(targets[:, None], boxes, (h, w), padding=1)[:, 0].numpy()
         yield i, [{"image_id": i, "category_id": cat_id, "score": 1.0, "bbox": a["bbox"],
                    "segmentation": encode_mask(p >= 0.5), "prob": p} for a, p in zip(anns, probs)]
