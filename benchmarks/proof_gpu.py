@@ -8,7 +8,9 @@ Python 3.11; the GPU machines run their own Python and torch and take at most 64
       python3 benchmarks/proof_gpu.py run --data results/proof_gpu_data --out OUT
       -> OUT/site_a/{train,eval}, OUT/runs/<start>_n<N>_s<seed>/{train,eval} (continued_s<seed>: the control),
          OUT/site_a_model/eval,
-         OUT/proof/{index.html,proof.json,ap_vs_n.png,ap_vs_iterations.png}
+         OUT/proof/{index.html,proof.json,ap_vs_n.png,ap_vs_iterations.png},
+         OUT/diagnosis/<run>_{pred,oracle}.json (jack masks of each row's seed-0 model at the largest N:
+         on its own detections, and its mask head on the ground-truth boxes)
 
 GPU scale (flags): the site-A model trains --base-iterations at --base-batch, every site-B run
 --iterations at --batch (same budget for every start and N), bf16 autocast; the site-B runs
@@ -173,6 +175,21 @@ def run(data: Path, out: Path, args: argparse.Namespace) -> None:
     keys = ["site_a_test", "no_adaptation"] + rows
     with ThreadPoolExecutor(args.parallel) as pool:
         times.update(dict(pool.map(job, keys)))
+    if args.diagnose:  # the jack masks of each row's seed-0 model at the largest N, on site-B test (issue #26)
+        top = max(proof["train_images"])
+        test = data / "site_b" / "dataset" / "test.json"
+        models = {"no_adaptation": (base, out / "site_a_model" / "eval")}
+        for s in proof["starts"]:
+            d = out / "runs" / run_name(s, top, proof["seeds"][0])
+            models[d.name] = (d / "train" / "model_final.pth", d / "eval")
+        for name, (ckpt, ev) in models.items():
+            if not (ev / "predictions.json").is_file():
+                continue
+            for kind, extra in (("pred", ["--pred", str(ev / "predictions.json")]),
+                                ("oracle", ["--checkpoint", str(ckpt), "--image-root", str(data / "site_b"),
+                                            "--oracle-boxes"])):
+                sh(cli("mask-diagnosis", "--gt", str(test), *extra, "--out", str(out / "diagnosis" / f"{name}_{kind}.json")),
+                   out / "logs" / f"diagnosis_{name}_{kind}.log")
     times["total_s"] = time.time() - t0
     info = {"title": "hangar-synth: site adaptation at GPU scale (benchmarks/proof_gpu.py)", "classes": classes,
             "iterations": site_train["iterations"], "batch_size": site_train["batch_size"],
@@ -213,6 +230,8 @@ def main() -> None:
     ap.add_argument("--workers", type=int, default=4)
     ap.add_argument("--device", default="cuda", help="cpu: a tiny rehearsal of the run here")
     ap.add_argument("--parallel", type=int, default=11, help="jobs side by side after the site-A model")
+    ap.add_argument("--no-diagnose", dest="diagnose", action="store_false",
+                    help="skip the jack-mask diagnosis (predictions and oracle boxes) of each row's seed-0 model")
     ap.add_argument("--recipe", type=Path, help="recipe.json of benchmarks/recipe_search.py: its model and train "
                                                  "overrides for every run, iterations scaled by its factor")
     args = ap.parse_args()

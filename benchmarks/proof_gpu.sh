@@ -7,6 +7,9 @@
 #   python benchmarks/proof_gpu.py pack            # -> results/proof_gpu_data (~45 MiB)
 #   OUT=/some/dir bash benchmarks/proof_gpu.sh     # on the GPU machine -> OUT/proof_gpu.tgz; extra args go to
 #                                                  # proof_gpu.py run (measured: --base-iterations 700 --iterations 250)
+#   MODE=recipe OUT=/some/dir bash benchmarks/proof_gpu.sh --iterations 500 --seeds 0 1
+#                                                  # benchmarks/recipe_search.py instead (recipe.json in the archive);
+#                                                  # then proof_gpu.sh --recipe <that recipe.json, in the tree>
 set -euo pipefail
 cd "$(dirname "$0")/.."
 OUT=${OUT:-benchmarks/results}
@@ -30,4 +33,8 @@ collect() {  # what comes back, also after a failure: page, JSON, plots, CSVs an
 }
 trap collect EXIT
 # sized to end within 9 minutes; past BUDGET_S what finished still comes back
-timeout "${BUDGET_S:-540}" python3 benchmarks/proof_gpu.py run --out "$WORK" "$@"
+if [ "${MODE:-proof}" = recipe ]; then  # MODE=recipe: the recipe search on site A's val (recipe.json in the archive)
+  timeout "${BUDGET_S:-540}" python3 benchmarks/recipe_search.py --data results/proof_gpu_data --out "$WORK" "$@"
+else
+  timeout "${BUDGET_S:-540}" python3 benchmarks/proof_gpu.py run --out "$WORK" "$@"
+fi
