@@ -191,13 +191,14 @@ def run(data: Path, out: Path, args: argparse.Namespace) -> None:
                 sh(cli("mask-diagnosis", "--gt", str(test), *extra, "--out", str(out / "diagnosis" / f"{name}_{kind}.json")),
                    out / "logs" / f"diagnosis_{name}_{kind}.log")
     times["total_s"] = time.time() - t0
+    precision = "bf16" if args.device.startswith("cuda") else f"{args.device}, fp32"  # autocast runs on CUDA only
     info = {"title": "hangar-synth: site adaptation at GPU scale (benchmarks/proof_gpu.py)", "classes": classes,
             "iterations": site_train["iterations"], "batch_size": site_train["batch_size"],
             "eval_every": site_train["eval_every"], "test_images": proof["test_images"], "val_images": proof["val_images"],
             "site_b_render": proof["site_b"],
             "seeds": proof["seeds"], "pooled_fraction": proof["pooled_fraction"], "recipe": recipe,
             "site_a_note": f"{plan['config']} render section; site-A model from scratch, {base_train['iterations']} "
-                           f"iterations at batch {base_train['batch_size']} (bf16)"
+                           f"iterations at batch {base_train['batch_size']} ({precision})"
                            + (f"; recipe '{recipe['chosen']}' (chosen on site-A val by recipe_search.py, the same "
                               f"for every row, anchors fitted to site-A boxes): model {recipe['model']}, train "
                               f"{recipe['train']}" if recipe else "; torchvision's default anchors and mask head"),
