@@ -105,6 +105,57 @@ def evaluate(data: Path, site: str, ckpt: Path, model: dict, eval_cfg: dict, out
                   "--model-cfg", json.dumps(model), "--out-dir", str(out_dir)), log)
 
 
+def with_recipe(plan: dict, recipe: dict, base_iterations: int) -> tuple[dict, int]:
+    """The plan with a recipe.json's model and train overrides merged into every run's sections, and the site-A
+    run's iterations scaled by its schedule factor (searched for the site-A model from scratch; the site-B
+    budget is the experiment's own, the same for every row)."""
+    from pipeline.config import merge
+
+    plan = {**plan, "model": merge(plan["model"], recipe["model"]), "train": merge(plan["train"], recipe["train"]),
+            "proof_train": merge(plan["proof_train"], recipe["train"])}
+    return plan, round(base_iterations * recipe.get("iterations_factor", 1.0))
+
+
+def recipe_note(recipe: dict | None) -> str:
+    """What the page says of the recipe, from the keys it sets."""
+    if not recipe or not (recipe["model"] or recipe["train"] or recipe.get("iterations_factor", 1.0) != 1.0):
+        return "; torchvision's default anchors, mask head and loss weights" + (
+            f" (recipe '{recipe['chosen']}' chosen on site-A val by recipe_search.py)" if recipe else "")
+    parts = [f"{k} {v}" for k, v in {**recipe["model"], **recipe["train"]}.items()]
+    if recipe.get("iterations_factor", 1.0) != 1.0:
+        parts.append(f"site-A iterations x {recipe['iterations_factor']}")
+    anchors = " (anchors fitted to site-A boxes)" if "anchor_sizes" in recipe["model"] else ""
+    return (f"; recipe '{recipe['chosen']}', chosen on site-A val by recipe_search.py and the same for every "
+            f"row{anchors}: " + ", ".join(parts))
+
+
+def diagnose(data: Path, out: Path, proof: dict, base: Path) -> dict[str, str]:
+    """The jack masks of each row's seed-0 model at the largest N and of the site-A model, on site-B test: on
+    their own detections and with oracle boxes. A side product: a model that is missing or fails is recorded
+    and skipped."""
+    top = max(proof["train_images"])
+    test = data / "site_b" / "dataset" / "test.json"
+    models = {"no_adaptation": (base, out / "site_a_model" / "eval")}
+    for s in proof["starts"]:
+        d = out / "runs" / run_name(s, top, proof["seeds"][0])
+        models[d.name] = (d / "train" / "model_final.pth", d / "eval")
+    status = {}
+    for name, (ckpt, ev) in models.items():
+        if not (ev / "predictions.json").is_file():
+            status[name] = "no predictions (not run)"
+            continue
+        for kind, extra in (("pred", ["--pred", str(ev / "predictions.json")]),
+                            ("oracle", ["--checkpoint", str(ckpt), "--image-root", str(data / "site_b"),
+                                        "--oracle-boxes"])):
+            try:
+                sh(cli("mask-diagnosis", "--gt", str(test), *extra, "--out", str(out / "diagnosis" / f"{name}_{kind}.json")),
+                   out / "logs" / f"diagnosis_{name}_{kind}.log")
+                status[f"{name}_{kind}"] = "ok"
+            except RuntimeError as exc:
+                status[f"{name}_{kind}"] = f"failed: {str(exc).splitlines()[0]}"
+    return status
+
+
 def run(data: Path, out: Path, args: argparse.Namespace) -> None:
     from pipeline.proof import start_model
 
@@ -112,14 +163,7 @@ def run(data: Path, out: Path, args: argparse.Namespace) -> None:
     classes, proof = plan["classes"], plan["proof"]
     recipe = json.loads(args.recipe.read_text()) if args.recipe else None
     if recipe:  # chosen on val by benchmarks/recipe_search.py, frozen: the same for every row
-        from pipeline.config import merge
-
-        plan["model"] = merge(plan["model"], recipe["model"])
-        plan["train"] = merge(plan["train"], recipe["train"])
-        plan["proof_train"] = merge(plan["proof_train"], recipe["train"])
-        # the schedule length was searched for the site-A model (from scratch): it scales that run only; the
-        # site-B budget is the experiment's own, the same for every row
-        args.base_iterations = round(args.base_iterations * recipe["iterations_factor"])
+        plan, args.base_iterations = with_recipe(plan, recipe, args.base_iterations)
         print(f"recipe {recipe['chosen']}: model {recipe['model']}, train {recipe['train']}, site-A iterations "
               f"x {recipe['iterations_factor']} (searched at {recipe.get('searched_at')})", flush=True)
     gpu = {"device": args.device, "amp": True, "amp_dtype": "bfloat16", "workers": args.workers,
@@ -175,21 +219,6 @@ def run(data: Path, out: Path, args: argparse.Namespace) -> None:
     keys = ["site_a_test", "no_adaptation"] + rows
     with ThreadPoolExecutor(args.parallel) as pool:
         times.update(dict(pool.map(job, keys)))
-    if args.diagnose:  # the jack masks of each row's seed-0 model at the largest N, on site-B test (issue #26)
-        top = max(proof["train_images"])
-        test = data / "site_b" / "dataset" / "test.json"
-        models = {"no_adaptation": (base, out / "site_a_model" / "eval")}
-        for s in proof["starts"]:
-            d = out / "runs" / run_name(s, top, proof["seeds"][0])
-            models[d.name] = (d / "train" / "model_final.pth", d / "eval")
-        for name, (ckpt, ev) in models.items():
-            if not (ev / "predictions.json").is_file():
-                continue
-            for kind, extra in (("pred", ["--pred", str(ev / "predictions.json")]),
-                                ("oracle", ["--checkpoint", str(ckpt), "--image-root", str(data / "site_b"),
-                                            "--oracle-boxes"])):
-                sh(cli("mask-diagnosis", "--gt", str(test), *extra, "--out", str(out / "diagnosis" / f"{name}_{kind}.json")),
-                   out / "logs" / f"diagnosis_{name}_{kind}.log")
     times["total_s"] = time.time() - t0
     precision = "bf16" if args.device.startswith("cuda") else f"{args.device}, fp32"  # autocast runs on CUDA only
     info = {"title": "hangar-synth: site adaptation at GPU scale (benchmarks/proof_gpu.py)", "classes": classes,
@@ -198,10 +227,7 @@ def run(data: Path, out: Path, args: argparse.Namespace) -> None:
             "site_b_render": proof["site_b"],
             "seeds": proof["seeds"], "pooled_fraction": proof["pooled_fraction"], "recipe": recipe,
             "site_a_note": f"{plan['config']} render section; site-A model from scratch, {base_train['iterations']} "
-                           f"iterations at batch {base_train['batch_size']} ({precision})"
-                           + (f"; recipe '{recipe['chosen']}' (chosen on site-A val by recipe_search.py, the same "
-                              f"for every row, anchors fitted to site-A boxes): model {recipe['model']}, train "
-                              f"{recipe['train']}" if recipe else "; torchvision's default anchors and mask head"),
+                           f"iterations at batch {base_train['batch_size']} ({precision})" + recipe_note(recipe),
             "gpu": {"base_train": base_train, "site_train": site_train, "parallel": args.parallel, "times_s": times}}
     runs = []
     for s, n, seed in rows:
@@ -211,6 +237,9 @@ def run(data: Path, out: Path, args: argparse.Namespace) -> None:
            "--site-a", str(out / "site_a" / "eval" / "metrics.json"), "--test-json",
            str(data / "site_b" / "dataset" / "test.json"), "--resamples", str(proof["bootstrap_resamples"]),
            "--info", json.dumps(info), "--out-dir", str(out / "proof")), out / "logs" / "report.log")
+    if args.diagnose:  # after the page: the page is the result, the diagnosis a side product
+        (out / "diagnosis").mkdir(parents=True, exist_ok=True)
+        (out / "diagnosis" / "status.json").write_text(json.dumps(diagnose(data, out, proof, base), indent=1))
     print(json.dumps(times, indent=1))
 
 

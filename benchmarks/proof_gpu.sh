@@ -8,7 +8,8 @@
 #   OUT=/some/dir bash benchmarks/proof_gpu.sh     # on the GPU machine -> OUT/proof_gpu.tgz; extra args go to
 #                                                  # proof_gpu.py run (measured: --base-iterations 700 --iterations 250)
 #   MODE=recipe OUT=/some/dir bash benchmarks/proof_gpu.sh --iterations 500 --seeds 0 1
-#                                                  # benchmarks/recipe_search.py instead (recipe.json in the archive);
+#                                                  # benchmarks/recipe_search.py instead (OUT/recipe_search.tgz holds
+#                                                  # ./recipe.json);
 #                                                  # then proof_gpu.sh --recipe <that recipe.json, in the tree>
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -23,13 +24,14 @@ export PYTHONUNBUFFERED=1 OMP_NUM_THREADS=2  # many training processes share 16 
   python3 -c 'import torch, torchvision, sys; print(sys.version.split()[0], torch.__version__, torchvision.__version__)'
   echo "cores: $(nproc --all)"  # plain nproc honours OMP_NUM_THREADS
 } | tee "$OUT/proof_gpu_env.txt"
+NAME=$([ "${MODE:-proof}" = recipe ] && echo recipe_search || echo proof_gpu)  # the archives' names
 collect() {  # what comes back, also after a failure: page, JSON, plots, CSVs and logs (no checkpoints),
   # as one archive (the device tool returns a limited number of files), and every run's predictions.json
   # in a second one (bootstrap intervals and error analysis afterwards; apart, so that an archive too large
   # to come back costs only the predictions)
   (cd "$WORK" && find . \( -name '*.json' -o -name '*.csv' -o -name '*.log' -o -name '*.png' -o -name '*.html' \) \
-     ! -name predictions.json | tar czf "$OUT/proof_gpu.tgz" -T -) || true
-  (cd "$WORK" && find . -name predictions.json | tar czf "$OUT/proof_gpu_predictions.tgz" -T -) || true
+     ! -name predictions.json | tar czf "$OUT/${NAME}.tgz" -T -) || true
+  (cd "$WORK" && find . -name predictions.json | tar czf "$OUT/${NAME}_predictions.tgz" -T -) || true
 }
 trap collect EXIT
 # sized to end within 9 minutes; past BUDGET_S what finished still comes back

@@ -11,15 +11,17 @@ images, scored on site A's **val** split (never test). Factors:
              features on 1-2 px parts)
   mask_loss  train.loss_weights.loss_mask --mask-loss-weight
   longer     train.iterations x 2 (schedule length)
-  combined   every factor whose seed-mean val score beats the baseline's, together (if two or more do)
+  combined   the adopted factors together (if two or more are adopted; see below)
 
 Criterion: (segm AP + bbox AP) / 2 over all classes on val, the mean over seeds of each run's final checkpoint.
 A factor is adopted only where its paired difference from the baseline has a 95 % two-level bootstrap interval
 above 0 (`pipeline.proof.Scorer`: the val images drawn once per resample and shared by every variant, each
-variant's seeds drawn with replacement); "combined" joins the adopted factors (anchors refitted at its input
-size), and the chosen variant is the adopted one with the highest mean, else the baseline. Its overrides go to
-recipe.json, which `benchmarks/proof_gpu.py run --recipe recipe.json` applies to every row of the experiment
-unchanged. Beside the criterion: jack mask AP and its difference, and each run's jack-mask diagnosis on val
+variant's seeds drawn with replacement, not paired by seed: conservative); "combined" joins the adopted factors
+(anchors refitted at its input size) and must pass the same test; the chosen variant is the adopted one with the
+highest mean, else the baseline. Its overrides go to recipe.json, which `benchmarks/proof_gpu.py run --recipe
+recipe.json` applies to every row of the experiment (its schedule factor to the site-A run only). Runs whose val
+metrics and oracle diagnosis exist already are read, not trained again (a call cut by a time budget goes on
+where it stopped). Beside the criterion: jack mask AP and its difference, and each run's jack-mask diagnosis on val
 with oracle boxes (the mask head alone: median mask IoU on the ground-truth boxes), and per mask resolution
 the ceiling of a perfect head (`mask-diagnosis --ideal`). "combined" is chosen on the val images it was built
 from: its val figures are optimistic; only the proof's test figures are evidence.
@@ -88,6 +90,19 @@ def combine(parts: list[dict[str, dict]]) -> dict[str, dict]:
     return out
 
 
+def select(table: dict[str, dict[str, Any]], factors: list[str]) -> tuple[list[str], str]:
+    """(adopted factors, chosen variant): a factor (or "combined") counts only where the lower bound of its
+    paired difference from the baseline is above 0; the chosen one is the adopted variant with the highest
+    criterion, else the baseline."""
+    def passes(name: str) -> bool:
+        lo = table.get(name, {}).get("criterion_minus_baseline", {}).get("lo")
+        return lo is not None and lo > 0
+
+    adopted = [f for f in factors if passes(f)]
+    candidates = [n for n in (*adopted, "combined") if passes(n)]
+    return adopted, max(candidates, key=lambda n: table[n]["criterion"]["value"]) if candidates else "baseline"
+
+
 def score(metrics_json: Path) -> dict[str, Any]:
     m = json.loads(metrics_json.read_text())
     return {"segm_AP": m["segm"]["AP"], "bbox_AP": m["bbox"]["AP"], "score": (m["segm"]["AP"] + m["bbox"]["AP"]) / 2,
@@ -146,19 +161,34 @@ def main() -> None:
         if "iterations" in over["train"]:
             t["warmup_iters"] = min(200, t["iterations"] // 5)
         log = out / "logs" / f"{name}_s{seed}"
+        ckpt = run_dir / "train" / "model_final.pth"
+        done = [run_dir / "val" / "metrics.json", run_dir / "jack_oracle.json", ckpt]
+        spec = {"model": m, "train": t, "train_json": str(train_json), "val_json": str(val_json)}
+        done_before = all(p.is_file() for p in [*done, run_dir / "run.json"])
+        if done_before and json.loads((run_dir / "run.json").read_text()) == spec:
+            print(f"{name}_s{seed}: done before", flush=True)  # an earlier call's run, with the same settings
+            return record(name, seed, run_dir, None)
+        for p in done:  # anything of another run's settings goes
+            p.unlink(missing_ok=True)
+        run_dir.mkdir(parents=True, exist_ok=True)
+        (run_dir / "run.json").write_text(json.dumps(spec))
         secs = sh(cli("train", "--train-json", str(train_json), "--image-root", str(root),
                       "--weights-json", str(out / "weights_none.json"), "--classes", json.dumps(plan["classes"]),
                       "--model-cfg", json.dumps(m), "--train-cfg", json.dumps(t), "--out-dir", str(run_dir / "train")),
                   log.with_suffix(".train.log"))
-        ckpt = run_dir / "train" / "model_final.pth"
         secs += sh(cli("evaluate", "--checkpoint", str(ckpt), "--ann", str(val_json), "--image-root", str(root),
                        "--eval-cfg", json.dumps(eval_cfg), "--model-cfg", json.dumps(m), "--out-dir",
                        str(run_dir / "val")), log.with_suffix(".eval.log"))
         sh(cli("mask-diagnosis", "--gt", str(val_json), "--checkpoint", str(ckpt), "--image-root", str(root),
-               "--oracle-boxes", "--out", str(run_dir / "jack_oracle.json")), log.with_suffix(".oracle.log"))
-        oracle = (json.loads((run_dir / "jack_oracle.json").read_text())["summary"] or [{}])[0]
+               "--oracle-boxes", "--device", args.device, "--out", str(run_dir / "jack_oracle.json")),
+           log.with_suffix(".oracle.log"))
         print(f"{name}_s{seed}: {secs:.0f} s", flush=True)
-        return {"variant": name, "seed": seed, "seconds": round(secs, 1), **score(run_dir / "val" / "metrics.json"),
+        return record(name, seed, run_dir, secs)
+
+    def record(name: str, seed: int, run_dir: Path, secs: float | None) -> dict[str, Any]:
+        oracle = (json.loads((run_dir / "jack_oracle.json").read_text())["summary"] or [{}])[0]
+        return {"variant": name, "seed": seed, "seconds": None if secs is None else round(secs, 1),
+                **score(run_dir / "val" / "metrics.json"),
                 "jack_oracle": {k: oracle.get(k) for k in ("n", "median_mask_iou", "share_mask_iou_50", "median_pred_fill",
                                                         "median_gt_fill", "median_max_prob")},
                 "predictions": str(run_dir / "val" / "predictions.json")}
@@ -197,7 +227,7 @@ def main() -> None:
 
     samples = {name: scored(name) for name in variants}
     table = {name: summary(name, None if name == "baseline" else samples["baseline"]) for name in variants}
-    adopted = [f for f in args.factors if (table[f]["criterion_minus_baseline"]["lo"] or 0) > 0]
+    adopted, _ = select(table, args.factors)
     if len(adopted) >= 2:
         parts = [variants[f] for f in adopted]
         combined = combine(parts)
@@ -210,13 +240,12 @@ def main() -> None:
             rows += list(pool.map(lambda s: run("combined", variants["combined"], s), args.seeds))
         samples["combined"] = scored("combined")
         table["combined"] = summary("combined", samples["baseline"])
-    candidates = [n for n in table if n == "combined" or n in adopted]
-    chosen = max(candidates, key=lambda n: table[n]["criterion"]["value"]) if candidates else "baseline"
+    adopted, chosen = select(table, args.factors)
     chosen_over = json.loads(json.dumps(variants[chosen]))
     factor = chosen_over["train"].pop("iterations", train["iterations"]) / train["iterations"]
     recipe = {"chosen": chosen, **chosen_over, "iterations_factor": factor, "adopted_factors": adopted,
-              "criterion": "(segm AP + bbox AP) / 2 on the val split of " + source + "; a factor adopted only where "
-                           "its two-level 95 % interval of the difference from the baseline is above 0",
+              "criterion": "(segm AP + bbox AP) / 2 on the val split of " + source + "; a factor (or combined) "
+                           "adopted only where its two-level 95 % interval of the difference from the baseline is above 0",
               "searched_at": {"iterations": train["iterations"], "batch_size": train["batch_size"], "lr": train["lr"],
                               "input_px": [model["min_size_px"], model["max_size_px"]]}}
     (out / "recipe.json").write_text(json.dumps(recipe, indent=1))

@@ -61,12 +61,15 @@ def build_model(num_classes: int, weights_info: dict[str, Any], trainable_backbo
         model = MaskRCNN(backbone, num_classes=91, min_size=min_size, max_size=max_size)
     apply_recipe(model, **recipe_of(recipe or {}))
     base_classes = None
+    weights_anchors = anchors_of({})  # COCO's: torchvision's defaults
     if pretrained and load_weights:
         path = Path(weights_info["path"])
         state = torch.load(path, map_location="cpu", weights_only=True)
         if isinstance(state, dict) and "model" in state:
-            # a checkpoint of this pipeline (a base site's model_final.pth): its heads have its own classes
+            # a checkpoint of this pipeline (a base site's model_final.pth): its heads have its own classes,
+            # its RPN the anchors of its own config
             base_classes = state.get("classes")
+            weights_anchors = anchors_of(_config_model(state))
             state = state["model"]
             if base_classes is not None:
                 set_heads(model, len(base_classes) + 1)
@@ -82,9 +85,12 @@ def build_model(num_classes: int, weights_info: dict[str, Any], trainable_backbo
     else:
         set_heads(model, num_classes)
     if transfer == "feature_extraction" and pretrained:
-        # anchors other than the weights were trained with leave the RPN's predictors (new, or regressing
-        # from other anchors) to learn too; the backbone and FPN stay frozen
-        anchors_changed = any(recipe_of(recipe or {})[k] is not None for k in ("anchor_sizes", "anchor_aspect_ratios"))
+        # anchors other than the weights were trained with leave the RPN's head (new predictors, or ones
+        # regressing from other anchors) to learn too; the backbone and FPN stay frozen
+        anchors_changed = anchors_of(recipe or {}) != weights_anchors
+        if anchors_changed and load_weights:
+            log.warning("the anchors differ from those the weights were trained with (%s): feature extraction "
+                        "trains the RPN head too", weights_anchors)
         for name, p in model.named_parameters():
             p.requires_grad_(name.startswith("roi_heads.") or (anchors_changed and name.startswith("rpn.head.")))
     freeze_batchnorm(model)
@@ -94,6 +100,22 @@ def build_model(num_classes: int, weights_info: dict[str, Any], trainable_backbo
 RECIPE_KEYS = ("anchor_sizes", "anchor_aspect_ratios", "mask_roi_size")
 RPN_PREDICTOR = ("rpn.head.cls_logits.weight", "rpn.head.cls_logits.bias",
                  "rpn.head.bbox_pred.weight", "rpn.head.bbox_pred.bias")
+
+
+def _config_model(ckpt: dict[str, Any]) -> dict[str, Any]:
+    import json
+
+    try:
+        return json.loads(ckpt["config"])["model"]
+    except (KeyError, TypeError, ValueError):
+        return {}
+
+
+def anchors_of(model_cfg: dict[str, Any]) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """(sizes, ratios) a model config's RPN uses, torchvision's defaults filled in: to compare two configs."""
+    sizes = model_cfg.get("anchor_sizes") or (32, 64, 128, 256, 512)
+    ratios = model_cfg.get("anchor_aspect_ratios") or (0.5, 1.0, 2.0)
+    return tuple(float(v) for v in sizes), tuple(float(v) for v in ratios)
 
 
 def recipe_of(model_cfg: dict[str, Any]) -> dict[str, Any]:

@@ -152,6 +152,20 @@ def test_ideal_targets_are_torchvisions_own_projection_and_paste():
             assert row["box_iou"] == 1.0 and row["mask_iou"] == pytest.approx(iou, abs=1e-4)
         by_m[m] = [row["mask_iou"] for row in r["instances"]]
     assert by_m[14] != by_m[56]
+    # the aligned what-if (benchmarks/mask_ceiling.py): RoIAlign with the half-pixel correction, same paste
+    from torchvision.ops import roi_align
+
+    r = diagnose(gt, "pallet_jack", ideal_detections(gt, "pallet_jack", 28, aligned=True))
+    for row in r["instances"]:
+        a = next(a for a in gt["annotations"] if a["id"] == row["ann_id"])
+        im = images[a["image_id"]]
+        g = torch.from_numpy(mask_utils.decode(segmentation_rle(a["segmentation"], im["height"], im["width"])))
+        x, y, w, h = a["bbox"]
+        box = torch.tensor([[x, y, x + w, y + h]], dtype=torch.float32)
+        target = roi_align(g[None, None].float(), torch.cat([torch.zeros(1, 1), box], 1), (28, 28), 1.0, aligned=True)
+        pasted = paste_masks_in_image(target, box, g.shape, padding=1)[0, 0] >= 0.5
+        iou = float((pasted & (g > 0)).sum() / (pasted | (g > 0)).sum())
+        assert row["mask_iou"] == pytest.approx(iou, abs=1e-4)
 
 
 @pytest.mark.slow  # Mask R-CNN on one frame, twice

@@ -1,6 +1,7 @@
 """The small-object recipe (issue #26) is configuration of torchvision's Mask R-CNN R50-FPN: anchors, the mask
 branch's RoIAlign size and the weights of the loss terms. Real Mask R-CNN steps on the rendered fixture."""
 import csv
+import json
 
 import pytest
 import torch
@@ -64,12 +65,25 @@ def test_pretrained_weights_load_under_another_anchor_count(tmp_path):
     same_count = build_model(91, info, 3, 96, 128, replace_heads=False,
                              recipe={"anchor_sizes": RECIPE["anchor_sizes"]}).state_dict()
     assert all(torch.equal(v, coco_like[k]) for k, v in same_count.items() if v.dtype.is_floating_point)
-    # feature extraction trains the heads only, and the RPN's head too where the anchors are not the weights' own
-    for recipe, rpn_learns in ((None, False), ({"anchor_sizes": RECIPE["anchor_sizes"]}, True), (RECIPE, True)):
-        fe = build_model(3, info, 3, 96, 128, transfer="feature_extraction", recipe=recipe)
+    # feature extraction trains the heads only, and the RPN's head too where the anchors are not the weights'
+    # own: COCO's are torchvision's defaults, a pipeline checkpoint's those of its config
+    base = tmp_path / "base.pth"
+    torch.save({"model": build_model(3, {"kind": "none"}, 3, 96, 128, recipe=RECIPE).state_dict(), "classes": CLASSES,
+                "config": json.dumps({"model": {**MODEL_CFG, **RECIPE}})}, base)
+    base_info = {"kind": "path", "path": str(base)}
+    heads = {"roi_heads.box_head", "roi_heads.box_predictor", "roi_heads.mask_head", "roi_heads.mask_predictor"}
+    for weights, recipe, rpn_learns in ((info, None, False), (info, {"anchor_sizes": RECIPE["anchor_sizes"]}, True),
+                                        (info, RECIPE, True), (base_info, RECIPE, False), (base_info, None, True)):
+        fe = build_model(3, weights, 3, 96, 128, transfer="feature_extraction", recipe=recipe, classes=CLASSES)
         learns = {n.split(".")[0] + "." + n.split(".")[1] for n, p in fe.named_parameters() if p.requires_grad}
-        assert learns == ({"roi_heads.box_head", "roi_heads.box_predictor", "roi_heads.mask_head",
-                           "roi_heads.mask_predictor"} | ({"rpn.head"} if rpn_learns else set()))
+        assert learns == heads | ({"rpn.head"} if rpn_learns else set()), (weights["path"], recipe)
+    # a mismatch outside the RPN's predictors is no recipe: the file is refused, naming it
+    bad = dict(coco_like)
+    bad["roi_heads.mask_head.0.0.weight"] = torch.zeros(8, 256, 3, 3)
+    torch.save(bad, tmp_path / "bad.pth")
+    with pytest.raises(ValueError, match="bad.pth: not a maskrcnn_resnet50_fpn COCO state dict"):
+        build_model(91, {"kind": "path", "path": str(tmp_path / "bad.pth")}, 3, 96, 128, replace_heads=False,
+                    recipe=RECIPE)
 
 
 def test_loss_weights_weight_the_optimised_sum(shard_coco, rendered_shard, tmp_path):
