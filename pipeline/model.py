@@ -124,7 +124,7 @@ def recipe_of(model_cfg: dict[str, Any]) -> dict[str, Any]:
 
 
 def apply_recipe(model: MaskRCNN, anchor_sizes: list[float] | None = None,
-                 anchor_aspect_ratios: list[float] | None = None, mask_roi_size: int | None = None) -> bool:
+                 anchor_aspect_ratios: list[float] | None = None, mask_roi_size: int | None = None) -> None:
     """Configure torchvision's own Mask R-CNN parts for small objects, the architecture unchanged:
 
     - `anchor_sizes`: one anchor size (px, on the resized input) per FPN level P2-P6 (torchvision: 32-512);
@@ -132,12 +132,10 @@ def apply_recipe(model: MaskRCNN, anchor_sizes: list[float] | None = None,
       number of ratios the RPN head's two 1x1 predictors get that many outputs per location and start
       from torchvision's init (normal std 0.01, bias 0); the RPN's 3x3 conv keeps its weights;
     - `mask_roi_size`: the mask branch's RoIAlign output (torchvision: 14, so 28x28 masks). The mask head
-      is fully convolutional: 28 gives 56x56 masks with the same weights.
-    Returns whether the RPN predictors were replaced (their pretrained weights then no longer fit)."""
+      is fully convolutional: 28 gives 56x56 masks with the same weights."""
     from torchvision.models.detection.anchor_utils import AnchorGenerator
     from torchvision.ops import MultiScaleRoIAlign
 
-    reset = False
     if anchor_sizes is not None or anchor_aspect_ratios is not None:
         sizes = tuple((float(s),) for s in (anchor_sizes or (32, 64, 128, 256, 512)))
         ratios = tuple(float(r) for r in (anchor_aspect_ratios or (0.5, 1.0, 2.0)))
@@ -152,10 +150,8 @@ def apply_recipe(model: MaskRCNN, anchor_sizes: list[float] | None = None,
             for layer in (head.cls_logits, head.bbox_pred):
                 torch.nn.init.normal_(layer.weight, std=0.01)
                 torch.nn.init.constant_(layer.bias, 0)
-            reset = True
     if mask_roi_size is not None and mask_roi_size != model.roi_heads.mask_roi_pool.output_size[0]:
         model.roi_heads.mask_roi_pool = MultiScaleRoIAlign(["0", "1", "2", "3"], int(mask_roi_size), 2)
-    return reset
 
 
 def load_state(model: MaskRCNN, state: dict[str, Any]) -> None:

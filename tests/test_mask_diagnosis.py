@@ -128,44 +128,39 @@ def test_checkpoint_path_keeps_probabilities(tmp_path, capsys):
 def test_ideal_targets_are_torchvisions_own_projection_and_paste():
     """`--ideal M`: each instance on its own box, its mask the ground truth through torchvision's own
     `project_masks_on_boxes` (the training target of an M x M head) and `paste_masks_in_image`, recomputed
-    here straight from torchvision; boxes are exact, so box AP is 1; the M changes the masks."""
+    here straight from torchvision; boxes are exact, so box AP is 1; the M changes the masks. The aligned
+    what-if (benchmarks/mask_ceiling.py) is RoIAlign with the half-pixel correction, the same paste."""
     from torchvision.models.detection.roi_heads import paste_masks_in_image, project_masks_on_boxes
+    from torchvision.ops import roi_align
 
     from pipeline.coco import segmentation_rle
     from pipeline.mask_diagnosis import ideal_detections
 
     gt = site_gt()
     images = {im["id"]: im for im in gt["images"]}
-    by_m = {}
-    for m in (14, 28, 56):
-        r = diagnose(gt, "pallet_jack", ideal_detections(gt, "pallet_jack", m))
-        assert r["ap_by_visibility"]["all"]["bbox"] == {"AP": 1.0, "AP50": 1.0}
-        for row in r["instances"]:
+
+    def check(result: dict, project) -> list[float]:
+        """Each row's mask IoU against the reference: `project(mask, box)` -> [1, M, M] target, pasted."""
+        for row in result["instances"]:
             a = next(a for a in gt["annotations"] if a["id"] == row["ann_id"])
             im = images[a["image_id"]]
             g = torch.from_numpy(mask_utils.decode(segmentation_rle(a["segmentation"], im["height"], im["width"])))
             x, y, w, h = a["bbox"]
             box = torch.tensor([[x, y, x + w, y + h]], dtype=torch.float32)
-            target = project_masks_on_boxes(g[None], box, torch.zeros(1, dtype=torch.int64), m)
-            pasted = paste_masks_in_image(target[:, None], box, g.shape, padding=1)[0, 0] >= 0.5
+            pasted = paste_masks_in_image(project(g, box)[:, None], box, g.shape, padding=1)[0, 0] >= 0.5
             iou = float((pasted & (g > 0)).sum() / (pasted | (g > 0)).sum())
             assert row["box_iou"] == 1.0 and row["mask_iou"] == pytest.approx(iou, abs=1e-4)
-        by_m[m] = [row["mask_iou"] for row in r["instances"]]
-    assert by_m[14] != by_m[56]
-    # the aligned what-if (benchmarks/mask_ceiling.py): RoIAlign with the half-pixel correction, same paste
-    from torchvision.ops import roi_align
+        return [row["mask_iou"] for row in result["instances"]]
 
-    r = diagnose(gt, "pallet_jack", ideal_detections(gt, "pallet_jack", 28, aligned=True))
-    for row in r["instances"]:
-        a = next(a for a in gt["annotations"] if a["id"] == row["ann_id"])
-        im = images[a["image_id"]]
-        g = torch.from_numpy(mask_utils.decode(segmentation_rle(a["segmentation"], im["height"], im["width"])))
-        x, y, w, h = a["bbox"]
-        box = torch.tensor([[x, y, x + w, y + h]], dtype=torch.float32)
-        target = roi_align(g[None, None].float(), torch.cat([torch.zeros(1, 1), box], 1), (28, 28), 1.0, aligned=True)
-        pasted = paste_masks_in_image(target, box, g.shape, padding=1)[0, 0] >= 0.5
-        iou = float((pasted & (g > 0)).sum() / (pasted | (g > 0)).sum())
-        assert row["mask_iou"] == pytest.approx(iou, abs=1e-4)
+    by_m = {}
+    for m in (14, 28, 56):
+        r = diagnose(gt, "pallet_jack", ideal_detections(gt, "pallet_jack", m))
+        assert r["ap_by_visibility"]["all"]["bbox"] == {"AP": 1.0, "AP50": 1.0}
+        by_m[m] = check(r, lambda g, box, m=m: project_masks_on_boxes(g[None], box, torch.zeros(1, dtype=torch.int64), m))
+    assert by_m[14] != by_m[56]
+    check(diagnose(gt, "pallet_jack", ideal_detections(gt, "pallet_jack", 28, aligned=True)),
+          lambda g, box: roi_align(g[None, None].float(), torch.cat([torch.zeros(1, 1), box], 1), (28, 28), 1.0,
+                                   aligned=True)[:, 0])
 
 
 @pytest.mark.slow  # Mask R-CNN on one frame, twice
